@@ -1,0 +1,190 @@
+"""Child processes of the local stack: started detached, tracked by pidfile, stopped cleanly.
+
+The broker (a JVM) and the embedded ClickHouse server are separate processes. A pidfile in
+their state directory lets `vdp stack down` find them later, and lets the next start find a
+stale one left by a killed run and clear it, so no orphan ever holds a port or a data dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vdp.errors import StackError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def _die_with_parent() -> None:
+    # Linux only: the kernel SIGTERMs the child when the process that started it dies, so
+    # a test run killed with SIGKILL leaves no JVM behind.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class ManagedProcess:
+    """One long-running child process identified by a pidfile in `state_dir`.
+
+    `marker` is a string that appears in the child's command line (its data directory);
+    a pid from the pidfile is only trusted, or killed, if its command line still has it,
+    so a recycled pid is never mistaken for ours.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        state_dir: Path,
+        marker: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.state_dir = state_dir
+        self.marker = marker
+        self.env = env
+        self.cwd = cwd
+        self.pidfile = state_dir / f"{name}.pid"
+        self.log_path = state_dir / f"{name}.log"
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The live process's pid, or None when it is not running."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if self._popen is not None and self._popen.pid == pid and self._popen.poll() is not None:
+            return None
+        if self.marker not in _cmdline(pid):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def clear_stale(self) -> bool:
+        """Stop a process left by an earlier run of the same state dir; True if one was."""
+        if self.pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        self.stop()
+        return True
+
+    def start(
+        self,
+        ready: Callable[[], bool],
+        timeout: float = 60.0,
+        die_with_parent: bool = False,
+    ) -> int:
+        """Start the process and wait until `ready()` is true; return its pid.
+
+        `die_with_parent` ties the child's life to this process (test fixtures); leave it
+        off for `vdp stack up`, whose children outlive the command.
+        """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.clear_stale()
+        log = self.log_path.open("ab")
+        env = {**os.environ, **(self.env or {})}
+        self._popen = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.cwd,
+            start_new_session=True,  # own process group: stop() reaches the whole tree
+            preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+        )
+        log.close()
+        self.pidfile.write_text(str(self._popen.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._popen.poll() is not None:
+                raise StackError(
+                    f"{self.name} exited with code {self._popen.returncode} while starting; "
+                    f"last log lines:\n{self.tail_log()}"
+                )
+            if ready():
+                return self._popen.pid
+            time.sleep(0.2)
+        self.stop()
+        raise StackError(
+            f"{self.name} was not ready after {timeout:.0f}s; last log lines:\n{self.tail_log()}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the process group, wait, then SIGKILL what is left."""
+        pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self._alive(pid):
+                time.sleep(0.1)
+            if self._alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                while self._alive(pid):
+                    time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+        self._popen = None
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once: a crash, for fault tests."""
+        pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while self._alive(pid):
+                time.sleep(0.05)
+        self._popen = None
+
+    def _alive(self, pid: int) -> bool:
+        if self._popen is not None and self._popen.pid == pid:
+            return self._popen.poll() is None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie we are not the parent of still answers kill(0); treat it as gone.
+        stat = Path(f"/proc/{pid}/stat")
+        with contextlib.suppress(OSError):
+            return stat.read_text().split(") ", 1)[1][:1] != "Z"
+        return False
+
+    def tail_log(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

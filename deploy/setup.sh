@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything the platform needs into .venv/ of this clone, from the package
+# registries only (PyPI for Python packages, Maven Central for the Kafka broker jars).
+# Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "setup: Python >= 3.11 is needed (found $("$PYTHON" --version))" >&2; exit 1; }
+command -v java >/dev/null 2>&1 || { echo "setup: a JDK (17+) is needed for the Kafka broker" >&2; exit 1; }
+command -v mvn >/dev/null 2>&1 || { echo "setup: Maven is needed to resolve the Kafka jars" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+echo "setup: installing Python packages into .venv"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+echo "setup: resolving the Kafka broker jars from Maven Central"
+.venv/bin/vdp stack fetch
+echo "setup: done; the entry point is .venv/bin/vdp"

@@ -84,8 +84,10 @@ class ManagedProcess:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        if self._popen is not None and self._popen.pid == pid and self._popen.poll() is not None:
-            return None
+        if self._popen is not None and self._popen.pid == pid:
+            # Our own child: trust the handle. Its command line may not show the marker yet
+            # in the instant between fork and exec.
+            return pid if self._popen.poll() is None else None
         if self.marker not in _cmdline(pid):
             return None
         return pid

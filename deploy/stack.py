@@ -146,4 +146,8 @@ class LocalStack:
         ]
 
     def logs(self) -> dict[str, Path]:
-        return {"kafka": self.kafka.log_path, "clickhouse": self.clickhouse.log_path}
+        return {
+            "kafka": self.kafka.log_path,
+            "kafka (full)": self.kafka.logs / "server.log",
+            "clickhouse": self.clickhouse.log_path,
+        }

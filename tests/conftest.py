@@ -54,12 +54,32 @@ def _docker_engine_answers() -> bool:
         return False
 
 
+def _clear_dead_runs() -> None:
+    """Stop services of earlier test runs whose pytest process is gone, and drop their data.
+
+    Their children die with them (PR_SET_PDEATHSIG) in the usual case; this catches the rest.
+    Runs still alive (another pytest on this machine) are left alone.
+    """
+    from deploy.process import ManagedProcess
+
+    for run in TEST_STACK_DIR.glob("run-*"):
+        pid = int(run.name.removeprefix("run-"))
+        if pid == os.getpid() or Path(f"/proc/{pid}").exists():
+            continue
+        for service in ("kafka", "clickhouse"):
+            ManagedProcess(service, [], run / service, marker=str(run / service)).clear_stale()
+        shutil.rmtree(run, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def test_stack_dir() -> Path:
-    # A fixed place (not a tmp dir) so that the next run finds and clears processes a
-    # killed run left behind, through their pidfiles.
+    """This test run's own stack directory, under a fixed root where later runs look."""
     TEST_STACK_DIR.mkdir(parents=True, exist_ok=True)
-    return TEST_STACK_DIR
+    _clear_dead_runs()
+    run = TEST_STACK_DIR / f"run-{os.getpid()}"
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir()
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +99,13 @@ def kafka_bootstrap(test_stack_dir: Path) -> Iterator[str]:
 
     data = test_stack_dir / "kafka"
     broker = KafkaBroker(data_dir=data, port=free_port(), controller_port=free_port())
-    broker.clear_stale()
-    shutil.rmtree(data, ignore_errors=True)
     broker.start(die_with_parent=True)
     print(f"\n[stack] Kafka broker {broker.version} started at {broker.bootstrap}")
     try:
         yield broker.bootstrap
     finally:
         broker.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -115,14 +134,13 @@ def clickhouse_endpoint(test_stack_dir: Path) -> Iterator[ClickHouseEndpoint]:
     server = EmbeddedClickHouse(
         data_dir=data, port=free_port(), user="vdp-test", password="test-secret"
     )
-    server.clear_stale()
-    shutil.rmtree(data, ignore_errors=True)
     server.start(die_with_parent=True)
     print(f"\n[stack] embedded ClickHouse (chDB) started at {server.url}")
     try:
         yield ClickHouseEndpoint(server.url, server.user, server.password)
     finally:
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
@@ -140,7 +158,9 @@ def clickhouse_db(clickhouse_endpoint: ClickHouseEndpoint) -> Iterator[str]:
 
 
 @pytest.fixture
-def clickhouse_client(clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str) -> Iterator[Client]:
+def clickhouse_client(
+    clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str
+) -> Iterator[Client]:
     """A clickhouse-connect client whose default database is this test's own."""
     client = clickhouse_endpoint.client(database=clickhouse_db)
     try:

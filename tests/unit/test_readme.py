@@ -1,4 +1,4 @@
-"""The README stays true: its configuration table names every setting, and CI runs its test command."""
+"""The README stays true: the configuration table names every setting; CI runs the test command."""
 
 import re
 from pathlib import Path

@@ -52,15 +52,35 @@ class Settings(BaseSettings):
     )
     bind_host: str = Field("127.0.0.1", description="Address local servers bind to.")
 
-    @property
-    def clickhouse_host_port(self) -> tuple[str, int]:
-        """Host and port of `clickhouse_url`, for clients that take them apart."""
-        from urllib.parse import urlsplit
+    # Retention (ClickHouse TTL) per data category, in days; fixed when a table is created.
+    retention_driving_days: int = Field(365, gt=0)
+    retention_location_days: int = Field(90, gt=0, description="trajectory: sensitive, kept short")
+    retention_battery_charging_days: int = Field(365, gt=0)
+    retention_diagnostics_days: int = Field(730, gt=0)
+    retention_adas_camera_days: int = Field(180, gt=0)
+    retention_cabin_days: int = Field(30, gt=0, description="sensitive personal, kept short")
+    retention_vehicle_state_days: int = Field(365, gt=0)
+    retention_dead_letters_days: int = Field(30, gt=0)
+    retention_access_log_days: int = Field(1095, gt=0)
 
-        parts = urlsplit(self.clickhouse_url)
-        return parts.hostname or "127.0.0.1", parts.port or (
-            8443 if parts.scheme == "https" else 8123
-        )
+    def retention_days(self) -> dict[str, int]:
+        """Retention by key (`driving`, …, `dead_letters`, `access_log`), for the migrator."""
+        return {key: getattr(self, name) for key, name in _retention_fields().items()}
+
+    @classmethod
+    def default_retention_days(cls) -> dict[str, int]:
+        """The retention defaults, whatever the environment says."""
+        fields = cls.model_fields
+        return {key: int(fields[name].default) for key, name in _retention_fields().items()}
+
+
+def _retention_fields() -> dict[str, str]:
+    prefix, suffix = "retention_", "_days"
+    return {
+        name.removeprefix(prefix).removesuffix(suffix): name
+        for name in Settings.model_fields
+        if name.startswith(prefix) and name.endswith(suffix)
+    }
 
 
 @lru_cache(maxsize=1)

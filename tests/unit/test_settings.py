@@ -28,7 +28,7 @@ def test_every_setting_reads_its_vdp_variable(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("VDP_KAFKA_PORT", "0")
     s = Settings()
     assert s.kafka_bootstrap == "k1:1,k2:2"
-    assert s.clickhouse_host_port == ("ch.example", 8443)
+    assert s.clickhouse_url == "https://ch.example:8443"
     assert s.clickhouse_password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(s)
     assert s.topic_dlq == "dead"

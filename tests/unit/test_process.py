@@ -18,6 +18,12 @@ def _sleeper(state: Path) -> ManagedProcess:
     return ManagedProcess("sleeper", argv, state, marker=str(state))
 
 
+def _execed(proc: ManagedProcess) -> bool:
+    """The child runs its own program: its command line shows the marker (not so before exec)."""
+    pid = int(proc.pidfile.read_text())
+    return proc.marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -40,7 +46,7 @@ def test_start_writes_pidfile_and_stop_removes_process(tmp_path: Path) -> None:
 def test_a_stale_process_from_a_killed_run_is_found_and_cleared(tmp_path: Path) -> None:
     # Another "run" started it and went away without stopping it.
     first = _sleeper(tmp_path)
-    pid = first.start(ready=lambda: True)
+    pid = first.start(ready=lambda: _execed(first))
     second = _sleeper(tmp_path)
     assert second.pid == pid
     assert second.clear_stale() is True

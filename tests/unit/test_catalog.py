@@ -1,0 +1,147 @@
+"""The signal catalog: contents, validation at load, and value checks."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.catalog import (
+    CATALOG_PATH,
+    CATEGORIES,
+    CatalogError,
+    load_catalog,
+    parse_catalog,
+)
+
+REQUIRED = {
+    # name: (category, VSS unit)
+    "Vehicle.Speed": ("driving", "km/h"),
+    "Vehicle.Acceleration.Longitudinal": ("driving", "m/s^2"),
+    "Vehicle.Acceleration.Lateral": ("driving", "m/s^2"),
+    "Vehicle.Chassis.Brake.PedalPosition": ("driving", "percent"),
+    "Vehicle.Chassis.Brake.MasterCylinderPressure": ("driving", "kPa"),
+    "Vehicle.Chassis.Accelerator.PedalPosition": ("driving", "percent"),
+    "Vehicle.Powertrain.ElectricMotor.Torque": ("driving", "Nm"),
+    "Vehicle.Chassis.SteeringWheel.Angle": ("driving", "degrees"),
+    "Vehicle.Powertrain.Transmission.SelectedGear": ("driving", None),
+    "Vehicle.ADAS.ABS.IsEngaged": ("driving", None),
+    "Vehicle.ADAS.ESC.IsEngaged": ("driving", None),
+    "Vehicle.ADAS.EBA.IsEngaged": ("driving", None),
+    "Vehicle.TraveledDistance": ("vehicle_state", "km"),
+    "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": ("diagnostics", "kPa"),
+    "Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure": ("diagnostics", "kPa"),
+    "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure": ("diagnostics", "kPa"),
+    "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure": ("diagnostics", "kPa"),
+    "Vehicle.Diagnostics.DTCList": ("diagnostics", None),
+    "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": ("battery_charging", "percent"),
+    "Vehicle.Powertrain.TractionBattery.Charging.IsCharging": ("battery_charging", None),
+    "Vehicle.Powertrain.TractionBattery.CurrentPower": ("battery_charging", "W"),
+    "Vehicle.ADAS.ActiveAutonomyLevel": ("adas_camera", None),
+    "Vehicle.Cabin.HVAC.AmbientAirTemperature": ("cabin", "celsius"),
+    "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted": ("cabin", None),
+    "Vehicle.Cabin.Seat.Row1.DriverSide.IsOccupied": ("cabin", None),
+    "Vehicle.CurrentLocation.Latitude": ("location", "degrees"),
+    "Vehicle.CurrentLocation.Longitude": ("location", "degrees"),
+    "Vehicle.CurrentLocation.Heading": ("location", "degrees"),
+    "Vehicle.CurrentLocation.Altitude": ("location", "m"),
+}
+SENSITIVITY = {
+    "driving": "personal",
+    "location": "sensitive_personal",
+    "battery_charging": "personal",
+    "diagnostics": "service",
+    "adas_camera": "important",
+    "cabin": "sensitive_personal",
+    "vehicle_state": "personal",
+}
+
+
+def _document() -> dict[str, Any]:
+    return json.loads(CATALOG_PATH.read_text())
+
+
+def test_catalog_has_forty_signals_in_all_seven_categories() -> None:
+    catalog = load_catalog()
+    assert len(catalog) >= 40
+    assert {s.category for s in catalog} == set(CATEGORIES)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_required_signal_has_its_vss_unit_and_category(name: str) -> None:
+    signal = load_catalog()[name]
+    assert (signal.category, signal.unit) == REQUIRED[name]
+
+
+def test_sensitivity_follows_the_category() -> None:
+    for signal in load_catalog():
+        assert signal.sensitivity == SENSITIVITY[signal.category], signal.name
+
+
+def test_catalog_is_loaded_once() -> None:
+    assert load_catalog() is load_catalog()
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(_document())
+    change(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["signals"].append(dict(d["signals"][0])), "defined twice"),
+        (lambda d: d["signals"][0].update(category="fun"), "category"),
+        (lambda d: d["signals"][0].update(min=10, max=1), "min <= max"),
+        (lambda d: d["signals"][0].update(max=None), "min <= max"),
+        (lambda d: d["signals"][0].update(type="float"), "type"),
+        (lambda d: d["signals"][0].update(clickhouse_type="String"), "ClickHouse type"),
+        (lambda d: d["signals"][0].update(sensitivity="secret"), "sensitivity"),
+        (lambda d: d["signals"][0].update(name="Speed"), "VSS path"),
+        (
+            lambda d: d.update(signals=[s for s in d["signals"] if s["category"] != "cabin"]),
+            "cabin",
+        ),
+    ],
+)
+def test_inconsistent_catalog_is_refused(change: Any, message: str) -> None:
+    with pytest.raises(CatalogError, match=message):
+        parse_catalog(_broken(change))
+
+
+def test_unreadable_catalog_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "signals.json"
+    path.write_text("{not json")
+    with pytest.raises(CatalogError):
+        load_catalog(path)
+
+
+def test_numeric_checks_are_typed_and_bounded() -> None:
+    speed = load_catalog()["Vehicle.Speed"]
+    assert speed.accepts(0) and speed.accepts(250.0) and speed.accepts(88.5)
+    assert not speed.accepts(-0.1) and not speed.accepts(250.01)
+    assert not speed.accepts(True)  # a bool is an int to Python, not a speed
+    assert not speed.accepts("50") and not speed.accepts(float("nan"))
+    pedal = load_catalog()["Vehicle.Chassis.Brake.PedalPosition"]
+    assert pedal.accepts(100) and not pedal.accepts(50.5) and not pedal.accepts(101)
+
+
+def test_boolean_and_string_checks() -> None:
+    catalog = load_catalog()
+    abs_ = catalog["Vehicle.ADAS.ABS.IsEngaged"]
+    assert abs_.accepts(True) and not abs_.accepts(1)
+    dtc = catalog["Vehicle.Diagnostics.DTCList"]
+    assert dtc.accepts("P0A1F") and dtc.accepts("P0A1F,U0100")
+    assert not dtc.accepts("X0A1F") and not dtc.accepts("P0A1") and not dtc.accepts("")
+    level = catalog["Vehicle.ADAS.ActiveAutonomyLevel"]
+    assert level.accepts("SAE_2") and not level.accepts("SAE_9")
+
+
+def test_every_signal_names_its_frame_map() -> None:
+    maps = {"double": "doubles", "long": "longs", "boolean": "booleans", "string": "strings"}
+    for signal in load_catalog():
+        assert signal.frame_field == maps[signal.type]

@@ -30,10 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from deploy.cli import register as register_deploy
+    from processors.cli import register as register_processors
     from producers.cli import register as register_producers
 
     register_deploy(sub)
     register_producers(sub)
+    register_processors(sub)
     return parser
 
 

@@ -15,12 +15,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from deploy.process import ManagedProcess, port_open
+from deploy.process import ManagedProcess, ManagedService, port_open
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-class EmbeddedClickHouse:
+class EmbeddedClickHouse(ManagedService):
     """One embedded ClickHouse server; its pidfile and log in `data_dir`, its data in
     `data_dir / "data"`, which survives restarts."""
 
@@ -49,10 +49,6 @@ class EmbeddedClickHouse:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
     def _write_password(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -71,20 +67,6 @@ class EmbeddedClickHouse:
         with contextlib.suppress(OSError):
             return self._query("SELECT 1").strip() == "1"
         return False
-
-    def stop(self) -> None:
-        """SIGTERM: the server finishes running statements and closes the engine."""
-        self._process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: for fault tests."""
-        self._process.kill()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def clear_stale(self) -> bool:
-        return self._process.clear_stale()
 
     def ping(self) -> bool:
         try:

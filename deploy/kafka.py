@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deploy.process import ManagedProcess, port_open
+from deploy.process import ManagedProcess, ManagedService, port_open
 from vdp.errors import StackError
 
 # The newest broker that confluent-kafka, aiokafka and Faust all work with, proven by
@@ -166,7 +166,7 @@ log4j.appender.console.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
 
 
-class KafkaBroker:
+class KafkaBroker(ManagedService):
     """One KRaft node that is both broker and controller, its state all under `data_dir`.
 
     The full log goes to `data_dir/logs/server.log`; warnings and errors also reach
@@ -327,26 +327,3 @@ class KafkaBroker:
         except KafkaException:
             return False
         return bool(metadata.brokers)
-
-    def stop(self) -> None:
-        """Controlled shutdown (SIGTERM), then SIGKILL if it takes longer than 30 s."""
-        self._process.stop()
-
-    def kill(self) -> None:
-        """SIGKILL at once, as a crash would; the data stays for a restart."""
-        self._process.kill()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def clear_stale(self) -> bool:
-        """Stop a broker left running on this data dir by an earlier run; True if one was."""
-        return self._process.clear_stale()
-
-    def tail_log(self, lines: int = 30) -> str:
-        return self._process.tail_log(lines)
-
-    @property
-    def log_path(self) -> Path:
-        """Warnings and errors of the broker (its full log is under `logs/`)."""
-        return self._process.log_path

@@ -190,3 +190,39 @@ class ManagedProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+class ManagedService:
+    """A local server run as one `ManagedProcess`: the lifecycle every stack service shares.
+
+    Subclasses build `self._process` and define `start()` with their own readiness probe.
+    """
+
+    _process: ManagedProcess
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def log_path(self) -> Path:
+        """What the process wrote to stdout/stderr (the first place to look on failure)."""
+        return self._process.log_path
+
+    def stop(self) -> None:
+        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than 30 s."""
+        self._process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash would; the data stays for a restart (fault tests)."""
+        self._process.kill()
+
+    def running(self) -> bool:
+        return self._process.running()
+
+    def clear_stale(self) -> bool:
+        """Stop a process an earlier run left on this data dir; True if there was one."""
+        return self._process.clear_stale()
+
+    def tail_log(self, lines: int = 30) -> str:
+        return self._process.tail_log(lines)

@@ -43,6 +43,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stack)
 
 
+def _announce(config: pytest.Config, message: str) -> None:
+    """A line in the test log even under output capture: which real services this run uses."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"[stack] {message}")
+
+
 def _docker_engine_answers() -> bool:
     if os.environ.get("VDP_TESTS_NO_DOCKER"):
         return False
@@ -83,15 +90,17 @@ def test_stack_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(test_stack_dir: Path) -> Iterator[str]:
+def kafka_bootstrap(test_stack_dir: Path, pytestconfig: pytest.Config) -> Iterator[str]:
     """Bootstrap address of a real Kafka broker."""
     if env := os.environ.get("VDP_KAFKA_BOOTSTRAP"):
+        _announce(pytestconfig, f"Kafka from VDP_KAFKA_BOOTSTRAP={env}")
         yield env
         return
     if _docker_engine_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kafka:
+            _announce(pytestconfig, f"Kafka container at {kafka.get_bootstrap_server()}")
             yield kafka.get_bootstrap_server()
         return
     from deploy.kafka import KafkaBroker
@@ -100,7 +109,11 @@ def kafka_bootstrap(test_stack_dir: Path) -> Iterator[str]:
     data = test_stack_dir / "kafka"
     broker = KafkaBroker(data_dir=data, port=free_port(), controller_port=free_port())
     broker.start(die_with_parent=True)
-    print(f"\n[stack] Kafka broker {broker.version} started at {broker.bootstrap}")
+    _announce(
+        pytestconfig,
+        f"Apache Kafka {broker.version} broker (KRaft, pid {broker.pid}) started at "
+        f"{broker.bootstrap}",
+    )
     try:
         yield broker.bootstrap
     finally:
@@ -109,9 +122,12 @@ def kafka_bootstrap(test_stack_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_endpoint(test_stack_dir: Path) -> Iterator[ClickHouseEndpoint]:
+def clickhouse_endpoint(
+    test_stack_dir: Path, pytestconfig: pytest.Config
+) -> Iterator[ClickHouseEndpoint]:
     """A real ClickHouse engine behind the ClickHouse HTTP interface."""
     if url := os.environ.get("VDP_CLICKHOUSE_URL"):
+        _announce(pytestconfig, f"ClickHouse from VDP_CLICKHOUSE_URL={url}")
         yield ClickHouseEndpoint(
             url,
             os.environ.get("VDP_CLICKHOUSE_USER", "default"),
@@ -123,6 +139,7 @@ def clickhouse_endpoint(test_stack_dir: Path) -> Iterator[ClickHouseEndpoint]:
 
         with ClickHouseContainer() as ch:
             port = ch.get_exposed_port(8123)
+            _announce(pytestconfig, f"ClickHouse container at port {port}")
             yield ClickHouseEndpoint(
                 f"http://{ch.get_container_host_ip()}:{port}", ch.username, ch.password
             )
@@ -135,7 +152,10 @@ def clickhouse_endpoint(test_stack_dir: Path) -> Iterator[ClickHouseEndpoint]:
         data_dir=data, port=free_port(), user="vdp-test", password="test-secret"
     )
     server.start(die_with_parent=True)
-    print(f"\n[stack] embedded ClickHouse (chDB) started at {server.url}")
+    _announce(
+        pytestconfig,
+        f"embedded ClickHouse {server.version()} (chDB, pid {server.pid}) started at {server.url}",
+    )
     try:
         yield ClickHouseEndpoint(server.url, server.user, server.password)
     finally:

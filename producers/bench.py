@@ -1,7 +1,8 @@
 """`vdp bench-produce`: how close simulate+publish gets to the raw produce rate.
 
 Phases, each bounded by `seconds` of wall time, on one temporary topic:
-1. simulate only, and encode only (pre-simulated frames), no Kafka;
+1. no Kafka: simulate only (frame records), encode only (those records), and
+   simulate+encode (the real path into a sink that drops the messages);
 2. raw produce: pre-encoded messages of the simulator's own sizes through a bare
    confluent-kafka Producer with the publisher's configuration — the ceiling;
 3. simulate + publish: the real path (`publish_run` into `Publisher`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -21,13 +23,15 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from producers.faults import FaultInjector
 from producers.fleet import FleetConfig
-from producers.publisher import PRODUCER_DEFAULTS, Publisher
-from producers.run import Topics, publish_run
+from producers.publisher import PRODUCER_DEFAULTS, OnDelivery, Publisher, PublishStats
+from producers.run import RunCounts, Topics, publish_run
+from producers.shards import Shard, run_sharded
 from producers.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 
 _SAMPLE_FRAMES = 50_000  # frames kept in memory for the encode and raw-produce phases
+_NULL_FRAMES = 300_000  # frames of the simulate+encode phase (no Kafka; it is quick)
 
 
 @dataclass
@@ -76,6 +80,7 @@ def run_benchmark(
     seconds: float = 20.0,
     partitions: int = 6,
     keep_topic: bool = False,
+    processes: int = 1,
     out: TextIO | None = None,
 ) -> Report:
     def say(text: str) -> None:
@@ -100,7 +105,7 @@ def run_benchmark(
     encoded: list[tuple[bytes, bytes]] = []
     n, t0 = 0, time.perf_counter()
     for frame in itertools.cycle(frames):
-        value = codec.encode(frame)
+        value = codec.encode_fast(frame)
         if len(encoded) < len(frames):
             encoded.append((frame["vin"].encode(), value))
         n += 1
@@ -112,6 +117,9 @@ def run_benchmark(
     size = sum(len(v) for _, v in encoded) / len(encoded)
     say(f"mean message size {size:,.0f} bytes, {per_frame:.1f} samples per frame")
 
+    phases["simulate+encode"] = _simulate_encode(cars, hz, seconds)
+    say(phases["simulate+encode"].line())
+
     topic = f"vdp-bench.{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
@@ -122,11 +130,21 @@ def run_benchmark(
         say(phases["raw produce"].line())
         phases["simulate+publish"], failed = _simulate_publish(bootstrap, topic, cars, hz, seconds)
         say(phases["simulate+publish"].line())
+        if processes > 1:
+            name = f"simulate+publish x{processes}"
+            phases[name], sharded_failed = _sharded_publish(
+                bootstrap, topic, cars, hz, seconds, processes
+            )
+            failed += sharded_failed
+            say(phases[name].line())
     finally:
         if not keep_topic:
             admin.delete_topics([topic])[topic].result(timeout=30)
     report = Report(phases, failed + raw_failed)
     say(f"simulate+publish / raw produce = {report.ratio:.2f} (target >= 0.50)")
+    if processes > 1:
+        sharded = phases[f"simulate+publish x{processes}"].fps / phases["raw produce"].fps
+        say(f"simulate+publish x{processes} / raw produce (one process) = {sharded:.2f}")
     if report.failed:
         say(f"{report.failed} deliveries failed")
     return report
@@ -163,6 +181,64 @@ def _raw_produce(
     producer.flush(60)
     elapsed = time.perf_counter() - t0
     return Phase("raw produce", n, int(n * samples_per_frame), elapsed), failed[0]
+
+
+class _NullSink:
+    """Takes messages and drops them: the publish path's cost without Kafka's."""
+
+    def __init__(self) -> None:
+        self.stats = PublishStats()
+
+    def send(
+        self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery | None = None
+    ) -> None:
+        self.stats.sent += 1
+
+    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
+        self.stats.sent += len(values)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        return None
+
+    def close(self, timeout: float = 30.0) -> PublishStats:
+        return self.stats
+
+
+def _simulate_encode(cars: int, hz: int, seconds: float) -> Phase:
+    """The real path (`publish_run`) into a sink that drops messages."""
+    simulator = Simulator(_config(cars, hz, seed=2))
+    injector = FaultInjector(telemetry_codec(), load_catalog())
+    frames = [0]
+
+    def progress(counts: RunCounts) -> None:
+        frames[0] = counts.frames
+
+    t0 = time.perf_counter()
+    counts = publish_run(
+        simulator,
+        _NullSink(),
+        Topics("null", "null"),
+        injector,
+        on_progress=progress,
+        stop=lambda: frames[0] >= _NULL_FRAMES or time.perf_counter() - t0 > seconds,
+    )
+    return Phase("simulate+encode", counts.frames, counts.samples, time.perf_counter() - t0)
+
+
+def _sharded_publish(
+    bootstrap: str, topic: str, cars: int, hz: int, seconds: float, processes: int
+) -> tuple[Phase, int]:
+    config = _config(cars, hz, seed=2)
+    shards = [
+        Shard(k, processes, bootstrap, Topics(topic, topic), config, seconds=seconds)
+        for k in range(processes)
+    ]
+    t0 = time.perf_counter()  # includes starting the processes: a cost the option has
+    counts, stats = run_sharded(shards)
+    elapsed = time.perf_counter() - t0
+    return Phase(f"simulate+publish x{processes}", counts.frames, counts.samples, elapsed), (
+        stats.failed
+    )
 
 
 def _simulate_publish(

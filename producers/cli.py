@@ -17,6 +17,7 @@ from producers.manifest import ManifestBuilder
 from producers.progress import Progress
 from producers.publisher import Publisher, Sink
 from producers.run import Topics, publish_run
+from producers.shards import Shard, run_sharded
 from producers.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
@@ -73,6 +74,13 @@ def register(sub: Any) -> None:
     sim.add_argument(
         "--flush-timeout", type=float, default=60.0, help="seconds to wait for deliveries"
     )
+    sim.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="shard the fleet over this many processes, one producer each (one core each; "
+        "not with --manifest, --dry-run or --realtime)",
+    )
     sim.set_defaults(handler=simulate)
 
     bench = sub.add_parser(
@@ -89,6 +97,12 @@ def register(sub: Any) -> None:
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per phase")
     bench.add_argument("--partitions", type=int, default=6)
     bench.add_argument("--keep-topic", action="store_true")
+    bench.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also measure simulate+publish sharded over this many processes (default 1: no)",
+    )
     bench.set_defaults(handler=bench_produce)
 
 
@@ -108,8 +122,14 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         injector = FaultInjector(
             telemetry_codec(), catalog, args.bad_rate, args.seed, _kinds(args.fault_kinds)
         )
+        if args.processes < 1:
+            raise ValueError("--processes is at least 1")
+        if args.processes > 1 and (args.manifest or args.dry_run or args.realtime):
+            raise ValueError("--processes > 1 does not go with --manifest, --dry-run, --realtime")
     except ValueError as e:
         raise ConfigurationError(str(e)) from e
+    if args.processes > 1:
+        return _simulate_sharded(args, settings, config)
     simulator = Simulator(config)
     sink: Sink = FileSink(args.dry_run) if args.dry_run else Publisher(settings.kafka_bootstrap)
     topics = Topics(settings.topic_raw, settings.topic_ownership)
@@ -150,6 +170,25 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if stats.failed == 0 and stats.pending == 0 else 1
 
 
+def _simulate_sharded(args: argparse.Namespace, settings: Settings, config: FleetConfig) -> int:
+    topics = Topics(settings.topic_raw, settings.topic_ownership)
+    shards = [
+        Shard(k, args.processes, settings.kafka_bootstrap, topics, config, args.bad_rate)
+        for k in range(args.processes)
+    ]
+    started = time.monotonic()
+    print(f"simulating in {args.processes} processes …", file=sys.stderr)
+    counts, stats = run_sharded(shards)
+    print(
+        f"{config.cars} cars, {config.duration_s:g} simulated s in "
+        f"{time.monotonic() - started:.1f} s ({args.processes} processes): "
+        f"{counts.frames:,} frames ({counts.samples:,} samples), {counts.bad:,} bad, "
+        f"{counts.ownership} ownership events; sent {stats.sent:,}, delivered "
+        f"{stats.delivered:,}, failed {stats.failed:,}{_reasons(stats.failures)}"
+    )
+    return 0 if stats.failed == 0 and stats.pending == 0 else 1
+
+
 def bench_produce(args: argparse.Namespace, settings: Settings) -> int:
     from producers.bench import run_benchmark
 
@@ -160,6 +199,7 @@ def bench_produce(args: argparse.Namespace, settings: Settings) -> int:
         seconds=args.seconds,
         partitions=args.partitions,
         keep_topic=args.keep_topic,
+        processes=args.processes,
         out=sys.stdout,
     )
     return 0 if report.failed == 0 else 1

@@ -7,7 +7,7 @@ u16 key length and u32 value length, followed by topic, key and value bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,6 +40,10 @@ class FileSink:
         self.stats.bytes_sent += len(value)
         if on_delivery is not None:
             on_delivery(None, 0, offset)  # one partition per topic, offsets count from 0
+
+    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
+        for key, value in zip(keys, values, strict=True):
+            self.send(topic, key, value)
 
     def poll(self, timeout: float = 0.0) -> None:
         return None

@@ -83,11 +83,16 @@ class FaultInjector:
             raise ValueError("bad_rate is a fraction between 0 and 1")
         self._rng = random.Random(f"{self.seed}/faults")  # noqa: S311 (simulation, not secrets)
 
+    @property
+    def passes(self) -> bool:
+        """True when every frame goes out as it came (no bad records to mix in)."""
+        return self.bad_rate <= 0.0
+
     def messages(self, frame: dict[str, Any]) -> list[Outgoing]:
         vin: str = frame["vin"]
         key = vin.encode()
         if self.bad_rate <= 0.0 or self._rng.random() >= self.bad_rate:
-            value = self.codec.encode(frame)
+            value = self.codec.encode_fast(frame)
             if self.bad_rate > 0.0:
                 self._last_good[vin] = (frame["seq"], frame["event_time"], value)
             return [Outgoing(key, value, frame)]
@@ -102,22 +107,22 @@ class FaultInjector:
         return BadRecord(kind, scope, frame["vin"], frame["seq"], frame["event_time"], signal)
 
     def _corrupt_marker(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
-        value = self.codec.encode(frame)
+        value = self.codec.encode_fast(frame)
         return [Outgoing(key, b"\x00\x01" + value[2:], bad=self._bad("corrupt_marker", frame))]
 
     def _corrupt_truncated(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
-        value = self.codec.encode(frame)
+        value = self.codec.encode_fast(frame)
         # Any strict prefix of an Avro body runs out before the record ends.
         cut = self._rng.randrange(HEADER_LEN + 1, len(value))
         return [Outgoing(key, value[:cut], bad=self._bad("corrupt_truncated", frame))]
 
     def _corrupt_body(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
         # The VIN string's length prefix, then bytes that are not UTF-8.
-        value = self.codec.encode(frame)[:HEADER_LEN] + b"\x22" + b"\xff\xfe" * 8 + b"\xff"
+        value = self.codec.encode_fast(frame)[:HEADER_LEN] + b"\x22" + b"\xff\xfe" * 8 + b"\xff"
         return [Outgoing(key, value, bad=self._bad("corrupt_body", frame))]
 
     def _unknown_fingerprint(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
-        value = self.codec.encode(frame)
+        value = self.codec.encode_fast(frame)
         fingerprint = self._rng.randbytes(8)
         while fingerprint in self.codec.known_fingerprints:
             fingerprint = self._rng.randbytes(8)
@@ -129,20 +134,20 @@ class FaultInjector:
         wrong = self._rng.choice([c for c in ALPHABET if c != vin[8]])
         spoilt = {**frame, "vin": vin[:8] + wrong + vin[9:]}
         bad = self._bad("invalid_vin", spoilt)
-        return [Outgoing(spoilt["vin"].encode(), self.codec.encode(spoilt), bad=bad)]
+        return [Outgoing(spoilt["vin"].encode(), self.codec.encode_fast(spoilt), bad=bad)]
 
     def _future_timestamp(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
         spoilt = {**frame, "event_time": frame["event_time"] + 100 * YEAR_MS}
         bad = self._bad("future_timestamp", spoilt)
-        return [Outgoing(key, self.codec.encode(spoilt), bad=bad)]
+        return [Outgoing(key, self.codec.encode_fast(spoilt), bad=bad)]
 
     def _ancient_timestamp(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
         spoilt = {**frame, "event_time": ANCIENT_MS + self._rng.randrange(YEAR_MS)}
         bad = self._bad("ancient_timestamp", spoilt)
-        return [Outgoing(key, self.codec.encode(spoilt), bad=bad)]
+        return [Outgoing(key, self.codec.encode_fast(spoilt), bad=bad)]
 
     def _duplicate(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
-        value = self.codec.encode(frame)
+        value = self.codec.encode_fast(frame)
         good = Outgoing(key, value, frame)
         previous = self._last_good.get(frame["vin"])
         self._last_good[frame["vin"]] = (frame["seq"], frame["event_time"], value)
@@ -167,10 +172,10 @@ class FaultInjector:
         else:
             frame["doubles"][name] = float(beyond)
         bad = self._bad("out_of_range", frame, name)
-        return [Outgoing(key, self.codec.encode(frame), frame, (name,), bad)]
+        return [Outgoing(key, self.codec.encode_fast(frame), frame, (name,), bad)]
 
     def _unknown_signal(self, frame: dict[str, Any], key: bytes) -> list[Outgoing]:
         name = f"Vehicle.Experimental.Sensor{self._rng.randrange(1000):03d}"
         frame["doubles"][name] = self._rng.uniform(0.0, 1.0)
         bad = self._bad("unknown_signal", frame, name)
-        return [Outgoing(key, self.codec.encode(frame), frame, (name,), bad)]
+        return [Outgoing(key, self.codec.encode_fast(frame), frame, (name,), bad)]

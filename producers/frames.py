@@ -1,18 +1,35 @@
 """What a car reports: its state rendered as catalog signals, grouped by category.
 
-Each group writes into the frame's typed maps (`doubles`, `longs`, `booleans`, `strings`)
-with literal keys: no per-sample lookups, because this runs for every simulated frame.
+The every-tick groups of driving cars (driving, location) are computed for the whole fleet
+at once from the state arrays (`driving_columns`); the slower groups write into one car's
+frame maps (`doubles`, `longs`, `booleans`, `strings`) with literal keys.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
-from producers.physics import GEAR_RATIO, PACK_WH, WH_PER_KM, WHEEL_RADIUS_M, WHEELBASE_M, Car
+import numpy as np
+from numpy.typing import NDArray
+
+from producers.fleetstep import FleetState, traction_force
+from producers.physics import (
+    ABS_THRESHOLD,
+    COAST_BAND,
+    GEAR_RATIO,
+    HARD_BRAKE,
+    PACK_WH,
+    WH_PER_KM,
+    WHEEL_RADIUS_M,
+    WHEELBASE_M,
+    Car,
+)
 from producers.physics import STEERING_RATIO as _STEER
 
 Maps = tuple[dict[str, float], dict[str, int], dict[str, bool], dict[str, str]]
+Array = NDArray[Any]
 _RPM_PER_MS = 60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M)
 
 
@@ -20,9 +37,14 @@ def new_frame(car: Car, event_time: int, firmware: str) -> tuple[dict[str, Any],
     """An empty frame for `car`'s next sequence number, and its four maps to fill."""
     car.seq += 1
     maps: Maps = ({}, {}, {}, {})
-    frame = {
-        "vin": car.vin,
-        "seq": car.seq,
+    return frame_record(car.vin, car.seq, event_time, firmware, maps), maps
+
+
+def frame_record(vin: str, seq: int, event_time: int, firmware: str, maps: Maps) -> dict[str, Any]:
+    """The frame record (the Avro schema's shape) around its four maps."""
+    return {
+        "vin": vin,
+        "seq": seq,
         "event_time": event_time,
         "doubles": maps[0],
         "longs": maps[1],
@@ -30,47 +52,122 @@ def new_frame(car: Car, event_time: int, firmware: str) -> tuple[dict[str, Any],
         "strings": maps[3],
         "firmware": firmware,
     }
-    return frame, maps
 
 
-def driving(car: Car, maps: Maps) -> None:
-    d, n, b, _ = maps
-    speed, curvature = car.speed, car.curvature
-    accel_pedal, brake_pedal = car.pedals()
-    lateral = speed * speed * curvature
-    torque = car.traction_force() * WHEEL_RADIUS_M / GEAR_RATIO
-    if brake_pedal:
-        torque = max(torque, -150.0)  # regeneration's limit; friction brakes do the rest
-    d["Vehicle.Speed"] = speed * 3.6
-    d["Vehicle.Acceleration.Longitudinal"] = car.accel
-    d["Vehicle.Acceleration.Lateral"] = lateral
-    d["Vehicle.Acceleration.Vertical"] = (car.rng.random() - 0.5) * 0.5 if speed else 0.0
-    d["Vehicle.AngularVelocity.Yaw"] = math.degrees(speed * curvature)
-    d["Vehicle.Chassis.Brake.MasterCylinderPressure"] = brake_pedal * 100.0
-    n["Vehicle.Chassis.Accelerator.PedalPosition"] = accel_pedal
-    n["Vehicle.Chassis.Brake.PedalPosition"] = brake_pedal
-    n["Vehicle.Chassis.SteeringWheel.Angle"] = round(
-        math.degrees(math.atan(WHEELBASE_M * curvature)) * _STEER
+LOCATION = (
+    "Vehicle.CurrentLocation.Latitude",
+    "Vehicle.CurrentLocation.Longitude",
+    "Vehicle.CurrentLocation.Heading",
+    "Vehicle.CurrentLocation.Altitude",
+    "Vehicle.CurrentLocation.HorizontalAccuracy",
+)
+# The every-tick groups of a driving car (driving, location), in frame order.
+DRIVING_DOUBLES = (
+    "Vehicle.Speed",
+    "Vehicle.Acceleration.Longitudinal",
+    "Vehicle.Acceleration.Lateral",
+    "Vehicle.Acceleration.Vertical",
+    "Vehicle.AngularVelocity.Yaw",
+    "Vehicle.Chassis.Brake.MasterCylinderPressure",
+    *LOCATION,
+)
+DRIVING_LONGS = (
+    "Vehicle.Chassis.Accelerator.PedalPosition",
+    "Vehicle.Chassis.Brake.PedalPosition",
+    "Vehicle.Chassis.SteeringWheel.Angle",
+    "Vehicle.Powertrain.ElectricMotor.Torque",
+    "Vehicle.Powertrain.ElectricMotor.Speed",
+    "Vehicle.Powertrain.Transmission.SelectedGear",
+    "Vehicle.Powertrain.Transmission.CurrentGear",
+)
+DRIVING_BOOLEANS = (
+    "Vehicle.Chassis.Brake.IsDriverEmergencyBrakingDetected",
+    "Vehicle.Chassis.ParkingBrake.IsEngaged",
+    "Vehicle.ADAS.ABS.IsEngaged",
+    "Vehicle.ADAS.ESC.IsEngaged",
+    "Vehicle.ADAS.EBA.IsEngaged",
+)
+Rows = Iterator[tuple[tuple[float, ...], tuple[int, ...], tuple[bool, ...]]]
+Columns = tuple[list[Array], list[Array], list[Array]]  # doubles, longs, booleans
+
+
+def _location(lat: Any, lon: Any, heading: Any, altitude: Any, speed: Any) -> tuple[Any, ...]:
+    """The location group's values, for one car (floats) or many (arrays) alike."""
+    return lat, lon, heading, altitude, 2.5 + speed * 0.05
+
+
+def pedals(accel: Array, speed: Array, force: Array) -> tuple[Array, Array]:
+    """(accelerator %, brake %) of driving cars: never both pressed; brake only when slowing."""
+    braking = accel < -COAST_BAND
+    brake = np.where(
+        braking,
+        np.clip(np.round(-accel / HARD_BRAKE * 100.0), 1, 100),
+        np.where(speed == 0.0, 25, 0),  # holding the car at a light
     )
-    n["Vehicle.Powertrain.ElectricMotor.Torque"] = round(min(500.0, max(-400.0, torque)))
-    n["Vehicle.Powertrain.ElectricMotor.Speed"] = round(speed * _RPM_PER_MS)
-    n["Vehicle.Powertrain.Transmission.SelectedGear"] = 127 if car.driving else 126
-    n["Vehicle.Powertrain.Transmission.CurrentGear"] = 1 if car.driving else 0
-    emergency = car.hard_brake_left > 0.0
-    b["Vehicle.Chassis.Brake.IsDriverEmergencyBrakingDetected"] = emergency
-    b["Vehicle.Chassis.ParkingBrake.IsEngaged"] = not car.driving
-    b["Vehicle.ADAS.ABS.IsEngaged"] = car.abs_engaged()
-    b["Vehicle.ADAS.ESC.IsEngaged"] = abs(lateral) > 3.2 or (emergency and curvature != 0.0)
-    b["Vehicle.ADAS.EBA.IsEngaged"] = emergency
+    # Coasting (-COAST_BAND <= accel < -0.05) is regeneration alone: no pedal.
+    pressing = ~braking & (speed != 0.0) & (accel >= -0.05)
+    accelerator = np.where(pressing, np.clip(np.round(np.maximum(force, 0.0) / 60.0), 1, 100), 0)
+    return accelerator.astype(np.int64), brake.astype(np.int64)
+
+
+def driving_columns(state: FleetState, idx: Array, vertical: Array) -> Columns:
+    """The `DRIVING_*` signals of the driving cars `idx`, one array per signal."""
+    v = state.v
+    speed, accel, curvature = v["speed"][idx], v["accel"][idx], v["curvature"][idx]
+    force = traction_force(accel, speed)
+    accel_pedal, brake_pedal = pedals(accel, speed, force)
+    lateral = speed * speed * curvature
+    torque = force * WHEEL_RADIUS_M / GEAR_RATIO
+    # Regeneration's limit while braking; friction brakes do the rest.
+    torque = np.where(brake_pedal > 0, np.maximum(torque, -150.0), torque)
+    emergency = v["hard_brake_left"][idx] > 0.0
+    doubles = [
+        speed * 3.6,
+        accel,
+        lateral,
+        np.where(speed != 0.0, (vertical - 0.5) * 0.5, 0.0),
+        np.degrees(speed * curvature),
+        brake_pedal * 100.0,
+        *_location(v["lat"][idx], v["lon"][idx], v["heading"][idx], v["altitude"][idx], speed),
+    ]
+    steering = np.round(np.degrees(np.arctan(WHEELBASE_M * curvature)) * _STEER)
+    n = len(idx)
+    longs = [
+        accel_pedal,
+        brake_pedal,
+        steering.astype(np.int64),
+        np.round(np.clip(torque, -400.0, 500.0)).astype(np.int64),
+        np.round(speed * _RPM_PER_MS).astype(np.int64),
+        np.full(n, 127, dtype=np.int64),  # D selected
+        np.ones(n, dtype=np.int64),  # the single-speed gear engaged
+    ]
+    booleans = [
+        emergency,
+        np.zeros(n, dtype=bool),  # parking brake: off while driving
+        accel < -ABS_THRESHOLD,
+        (np.abs(lateral) > 3.2) | (emergency & (curvature != 0.0)),
+        emergency,
+    ]
+    return doubles, longs, booleans
+
+
+def select(columns: Columns, which: Array) -> Columns:
+    """The rows `which` (a mask or indexes) of every column."""
+    return tuple([c[which] for c in group] for group in columns)  # type: ignore[return-value]
+
+
+def rows(columns: Columns) -> Rows:
+    """Per car, its (doubles, longs, booleans) values as Python objects.
+
+    `.tolist()` converts a column in one call; converting NumPy scalars one by one would
+    cost more than the maths that made them.
+    """
+    return zip(*(zip(*[c.tolist() for c in group], strict=True) for group in columns), strict=True)
 
 
 def location(car: Car, maps: Maps) -> None:
-    d = maps[0]
-    d["Vehicle.CurrentLocation.Latitude"] = car.lat
-    d["Vehicle.CurrentLocation.Longitude"] = car.lon
-    d["Vehicle.CurrentLocation.Heading"] = car.heading
-    d["Vehicle.CurrentLocation.Altitude"] = car.altitude
-    d["Vehicle.CurrentLocation.HorizontalAccuracy"] = 2.5 + car.speed * 0.05
+    values = _location(car.lat, car.lon, car.heading, car.altitude, car.speed)
+    maps[0].update(zip(LOCATION, values, strict=True))
 
 
 def battery(car: Car, maps: Maps) -> None:

@@ -235,3 +235,9 @@ def test_cli_dry_run_writes_messages_and_manifest(tmp_path: Path, capsys: Any) -
 def test_cli_refuses_a_bad_rate_above_one(tmp_path: Path) -> None:
     code = main(["simulate", "--bad-rate", "2", "--dry-run", str(tmp_path / "x.bin")])
     assert code == 1
+
+
+def test_cli_refuses_processes_with_a_run_level_manifest_or_file(tmp_path: Path) -> None:
+    for extra in (["--manifest", str(tmp_path / "m.json")], ["--dry-run", str(tmp_path / "x")]):
+        assert main(["simulate", "--processes", "2", *extra]) == 1
+    assert main(["simulate", "--processes", "0", "--dry-run", str(tmp_path / "y")]) == 1

@@ -32,10 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     from deploy.cli import register as register_deploy
     from processors.cli import register as register_processors
     from producers.cli import register as register_producers
+    from query.cli import register as register_query
 
     register_deploy(sub)
     register_producers(sub)
     register_processors(sub)
+    register_query(sub)
     return parser
 
 

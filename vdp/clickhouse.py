@@ -9,9 +9,13 @@ from vdp.errors import TransientError
 from vdp.settings import Settings
 
 
-def clickhouse_client(settings: Settings, database: str | None = None) -> Client:
+def clickhouse_client(
+    settings: Settings, database: str | None = None, *, shared: bool = False
+) -> Client:
     """A client for `settings`' ClickHouse; `database=None` binds none (it may not exist yet).
 
+    `shared=True` for a client that several threads query through at once: it carries no
+    session id, since ClickHouse runs one query at a time per session.
     An unreachable server is a `TransientError`: callers retry or report, never dead-letter.
     """
     import clickhouse_connect
@@ -22,6 +26,7 @@ def clickhouse_client(settings: Settings, database: str | None = None) -> Client
             username=settings.clickhouse_user,
             password=settings.clickhouse_password.get_secret_value(),
             database=database or "",
+            autogenerate_session_id=not shared,
         )
     except OperationalError as e:
         raise TransientError(f"ClickHouse at {settings.clickhouse_url} is unreachable: {e}") from e

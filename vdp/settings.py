@@ -12,6 +12,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The owner query service's token secret for local use only (see query/auth.py).
+DEV_JWT_SECRET = "vdp-dev-only-secret-change-me-0123456789"  # noqa: S105 - refused in production
+
 
 class Settings(BaseSettings):
     """Platform configuration, read from `VDP_<NAME>` environment variables."""
@@ -62,6 +65,80 @@ class Settings(BaseSettings):
     retention_vehicle_state_days: int = Field(365, gt=0)
     retention_dead_letters_days: int = Field(30, gt=0)
     retention_access_log_days: int = Field(1095, gt=0)
+
+    # Owner query service (`vdp serve`, query/)
+    query_port: int = Field(8080, description="Owner query service HTTP port (127.0.0.1).")
+    query_environment: str = Field(
+        "local",
+        pattern="^(local|production)$",
+        description="local: the dev token secret is allowed (warned); production refuses it.",
+    )
+    query_jwt_algorithm: str = Field(
+        "HS256",
+        pattern="^(HS256|HS384|HS512|RS256|RS384|RS512|ES256|ES384|ES512|PS256)$",
+        description="Algorithm owner tokens must be signed with; no other is accepted.",
+    )
+    query_jwt_key: SecretStr = Field(
+        SecretStr(DEV_JWT_SECRET),
+        description="HS*: the shared secret; RS*/ES*/PS*: a PEM public key or a path to one.",
+    )
+    query_jwt_audience: str = Field("vdp-owner-api", description="Required `aud` of owner tokens.")
+    query_jwt_issuer: str = Field("", description="Required `iss` of owner tokens; empty = any.")
+    query_max_range_days: int = Field(92, gt=0, description="Longest time range of one request.")
+    query_max_buckets: int = Field(
+        50_000, gt=0, description="Most buckets (signals x buckets) a downsampled request returns."
+    )
+    query_max_page_size: int = Field(10_000, gt=0, description="Largest raw page size.")
+    query_default_page_size: int = Field(1_000, gt=0, description="Raw page size when not given.")
+    query_max_report_minutes: int = Field(
+        120, gt=0, description="Longest window (before + after) of an incident report."
+    )
+    query_export_window_minutes: int = Field(
+        60, gt=0, description="An export is read from ClickHouse in time windows this long."
+    )
+    query_access_log_flush_seconds: float = Field(
+        1.0, gt=0, description="How often the access log writer inserts its batch."
+    )
+    query_access_log_batch: int = Field(
+        1_000, gt=0, description="Access log entries that trigger an early insert."
+    )
+    query_ownership_cache_seconds: float = Field(
+        5.0, ge=0, description="How long an owner's periods with a car are reused (0 = never)."
+    )
+
+    # Stream processors (`vdp process`, processors/)
+    process_app_id: str = Field(
+        "vdp-processor", description="Faust app id; also the Kafka consumer group of the workers."
+    )
+    process_batch_size: int = Field(
+        20_000, gt=0, description="Most records a worker validates and inserts as one batch."
+    )
+    process_batch_seconds: float = Field(
+        1.0, gt=0, description="Longest wait to fill a batch before it is processed anyway."
+    )
+    process_web_port: int = Field(
+        6066, description="First worker's /metrics and /healthz port (127.0.0.1); worker i: +i."
+    )
+    process_max_future_seconds: int = Field(
+        300,
+        gt=0,
+        description="Samples this far ahead of the clock are rejected (future_timestamp).",
+    )
+    process_max_age_days: int = Field(
+        730, gt=0, description="Samples older than this are rejected (ancient_timestamp)."
+    )
+    process_dedupe_window: int = Field(
+        4096, gt=0, description="Recent sequence numbers remembered per VIN to spot duplicates."
+    )
+    process_retry_max_seconds: float = Field(
+        30.0, gt=0, description="Longest back-off between retries while ClickHouse is unavailable."
+    )
+    process_crash_after_inserts: int = Field(
+        0,
+        ge=0,
+        description="Fault injection for tests: SIGKILL the worker after its Nth insert, before "
+        "the offsets are acked (0 = never).",
+    )
 
     def retention_days(self) -> dict[str, int]:
         """Retention by key (`driving`, …, `dead_letters`, `access_log`), for the migrator."""

@@ -1,0 +1,89 @@
+"""The owner query service's app factory: `create_app(settings)` builds a ready FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from clickhouse_connect.driver.client import Client
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from query import export, problems, report, routes
+from query.access_log import AccessLogWriter
+from query.auth import verifier_from_settings
+from query.deps import PeriodCache, Services
+from query.middleware import Bookkeeping, Metrics
+from query.models import HealthOut
+from query.repository import Repository
+from schemas.catalog import load_catalog
+from vdp.clickhouse import clickhouse_client
+from vdp.settings import Settings
+
+DESCRIPTION = """\
+An owner's own vehicle data, for the owner app to fetch on the owner's behalf.
+
+Every request carries a bearer token (JWT) issued by the owner app: `sub` is the owner,
+`scope` the space-separated data categories the owner allowed (e.g. `driving location`),
+plus `aud` and `exp`. Only that owner's data, only in their ownership periods, only in
+those categories is returned; every request on owner data is recorded in the access log.
+"""
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The app; `client` (bound to the platform database) defaults to one from settings."""
+    verifier = verifier_from_settings(settings)  # refuses a bad key before connecting
+    ch = (
+        client
+        if client is not None
+        else clickhouse_client(settings, settings.clickhouse_database, shared=True)
+    )
+    repository = Repository(ch)
+    metrics = Metrics()
+    writer = AccessLogWriter(
+        repository.insert_access_log,
+        settings.query_access_log_flush_seconds,
+        settings.query_access_log_batch,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.close()  # a clean shutdown writes every pending access log entry
+
+    app = FastAPI(
+        title="VDP owner query service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    periods = PeriodCache(settings.query_ownership_cache_seconds)
+    app.state.services = Services(settings, load_catalog(), verifier, repository, periods)
+    app.state.access_log = writer
+    problems.install(app)
+    for module in (routes, export, report):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=HealthOut, tags=["operations"])
+    def healthz() -> HealthOut:
+        return HealthOut(status="ok")
+
+    @app.get("/readyz", response_model=HealthOut, tags=["operations"])
+    def readyz() -> Response:
+        try:
+            repository.ping()
+        except Exception as e:  # noqa: BLE001 - any failure means not ready
+            return problems.problem_response(503, "not-ready", "Not ready", f"ClickHouse: {e}")
+        return Response(HealthOut(status="ready").model_dump_json(), media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus() -> Response:
+        metrics.access_log_pending.set(writer.pending)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(Bookkeeping, metrics=metrics, access_log=writer)
+    return app

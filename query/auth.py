@@ -1,0 +1,136 @@
+"""Owner tokens: JWTs the owner app issues for a signed-in owner.
+
+Claims: `sub` = owner id, `scope` = space-separated data categories the owner allowed
+(OAuth 2 style, e.g. "driving location"), `aud`, `exp` (required), `iat`, `iss` (checked
+when configured). Only the one configured algorithm is accepted, so `alg: none` and
+HS/RS key confusion are refused by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from schemas.catalog import CATEGORIES
+from vdp.errors import ConfigurationError
+from vdp.settings import DEV_JWT_SECRET, Settings
+
+log = logging.getLogger("vdp.query.auth")
+
+_REQUIRED = ["exp", "sub", "aud", "scope"]
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, unsigned, expired or not meant for us."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking (the owner) and which data categories they allowed."""
+
+    owner_id: str
+    categories: frozenset[str]
+    token_id: str = ""
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    algorithm: str
+    key: Any
+    audience: str
+    issuer: str | None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": _REQUIRED + (["iss"] if self.issuer else [])},
+            )
+        except jwt.PyJWTError as e:
+            raise TokenError(f"invalid token: {e}") from e
+        owner, scope = claims.get("sub"), claims.get("scope")
+        if not isinstance(owner, str) or not owner.strip():
+            raise TokenError("invalid token: empty subject")
+        if not isinstance(scope, str):
+            raise TokenError("invalid token: scope must be a space-separated string")
+        # Unknown scope words are ignored rather than refused: the owner app may carry
+        # scopes meant for other services in the same token.
+        categories = frozenset(scope.split()) & frozenset(CATEGORIES)
+        return Principal(owner, categories, str(claims.get("jti", "")))
+
+
+def _public_key(text: str) -> str:
+    if "-----BEGIN" in text:
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigurationError("VDP_QUERY_JWT_KEY must be a PEM public key or a path to one")
+    return path.read_text(encoding="utf-8")
+
+
+def verifier_from_settings(settings: Settings) -> TokenVerifier:
+    """The verifier, after refusing unsafe configurations (checked once at start-up)."""
+    algorithm = settings.query_jwt_algorithm
+    secret = settings.query_jwt_key.get_secret_value()
+    if algorithm.startswith("HS"):
+        if secret == DEV_JWT_SECRET:
+            if settings.query_environment != "local":
+                raise ConfigurationError(
+                    "VDP_QUERY_JWT_KEY is the development secret; set a real one "
+                    "(VDP_QUERY_ENVIRONMENT=production refuses it)"
+                )
+            log.warning(
+                "!!! the owner query service uses the DEVELOPMENT token secret: anyone can "
+                "mint tokens. Set VDP_QUERY_JWT_KEY (and VDP_QUERY_ENVIRONMENT=production) "
+                "before real owners use it !!!"
+            )
+        if len(secret) < 32:
+            raise ConfigurationError("VDP_QUERY_JWT_KEY: an HS* secret needs 32+ characters")
+        key: Any = secret
+    else:
+        key = _public_key(secret)
+    return TokenVerifier(
+        algorithm, key, settings.query_jwt_audience, settings.query_jwt_issuer or None
+    )
+
+
+def mint_token(
+    settings: Settings,
+    owner_id: str,
+    categories: list[str],
+    ttl_seconds: int = 3600,
+    *,
+    key: Any = None,
+    now: float | None = None,
+) -> str:
+    """A signed owner token (development and tests; the owner app issues real ones).
+
+    `key` defaults to the configured one, which for HS* is the shared secret; for RS*/ES*
+    the private key must be given.
+    """
+    unknown = set(categories) - set(CATEGORIES)
+    if unknown:
+        raise ValueError(f"unknown categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "sub": owner_id,
+        "scope": " ".join(categories),
+        "aud": settings.query_jwt_audience,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    if settings.query_jwt_issuer:
+        claims["iss"] = settings.query_jwt_issuer
+    signing_key = key if key is not None else settings.query_jwt_key.get_secret_value()
+    return jwt.encode(claims, signing_key, algorithm=settings.query_jwt_algorithm)

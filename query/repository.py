@@ -1,0 +1,201 @@
+"""Every SQL statement of the owner query service, in one place.
+
+Rules this module keeps: values travel as server-side parameters (`{name:Type}`), never in
+the SQL text; identifiers are constants; every read of owner data filters on the owner
+twice (defence in depth): `owner_id = {owner}` on the row AND its event time inside one of
+that owner's intervals in `ownership_intervals`, looked up in the same statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from query.params import Selection, TimeRange
+
+_T = "DateTime64(3, 'UTC')"
+
+# The owner filter every sample and incident read carries. `owner_id != ''` is redundant
+# with a non-empty owner but states the rule: samples of no known owner are never served.
+_OWNED = """
+    vin = {vin:String} AND owner_id = {owner:String} AND owner_id != ''
+    AND event_time >= {start:DateTime64(3, 'UTC')} AND event_time < {end:DateTime64(3, 'UTC')}
+    AND arrayExists(p -> event_time >= p.1 AND event_time < p.2, (
+        SELECT groupArray((valid_from, valid_to)) FROM ownership_intervals FINAL
+        WHERE vin = {vin:String} AND owner_id = {owner:String}))
+"""
+_SELECTED = """
+    AND category IN {categories:Array(String)}
+    AND (empty({signals:Array(String)}) OR signal IN {signals:Array(String)})
+"""
+
+# ISO 8601 UTC with milliseconds and a Z, as the rest of the API writes times.
+_ISO = "concat(replaceOne(toString({}), ' ', 'T'), 'Z')"
+# JSON output settings: numbers as numbers (not quoted 64-bit ints), NaN/inf as null.
+_JSON = {"output_format_json_quote_64bit_integers": 0, "output_format_json_quote_denormals": 0}
+
+EXPORT_COLUMNS = ("event_time", "category", "signal", "value_num", "value_str", "seq", "quality")
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str
+    start: datetime
+    end: datetime | None  # None while the owner still owns the car
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One owner's read of one car: whose, which car, which time range, what data."""
+
+    owner: str
+    vin: str
+    span: TimeRange
+    sel: Selection
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "vin": self.vin,
+            "start": self.span.start,
+            "end": self.span.end,
+            "categories": list(self.sel.categories),
+            "signals": list(self.sel.signals),
+        }
+
+    def within(self, span: TimeRange) -> Scope:
+        return replace(self, span=span)
+
+    def only(self, category: str) -> Scope:
+        return replace(self, sel=Selection((category,), ()))
+
+
+class Repository:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return self.client.query(sql, parameters=params).result_rows
+
+    # -- ownership ---------------------------------------------------------------------
+    def vehicles(self, owner: str) -> dict[str, list[Period]]:
+        rows = self._rows(
+            "SELECT vin, kind, valid_from, valid_to, valid_to >= toDateTime64('2299-01-01', 3) "
+            "FROM ownership_intervals FINAL WHERE owner_id = {owner:String} "
+            "ORDER BY vin, valid_from",
+            {"owner": owner},
+        )
+        result: dict[str, list[Period]] = {}
+        for vin, kind, start, end, is_open in rows:
+            result.setdefault(vin, []).append(
+                Period(kind, _utc(start), None if is_open else _utc(end))
+            )
+        return result
+
+    def periods(self, owner: str, vin: str) -> list[Period]:
+        """The owner's periods with this car; empty = not theirs (or no such car)."""
+        rows = self._rows(
+            "SELECT kind, valid_from, valid_to, valid_to >= toDateTime64('2299-01-01', 3) "
+            "FROM ownership_intervals FINAL "
+            "WHERE vin = {vin:String} AND owner_id = {owner:String} ORDER BY valid_from",
+            {"owner": owner, "vin": vin},
+        )
+        return [Period(k, _utc(s), None if o else _utc(e)) for k, s, e, o in rows]
+
+    # -- samples -------------------------------------------------------------------------
+
+    def coverage(self, scope: Scope) -> Sequence[Sequence[Any]]:
+        return self._rows(
+            f"SELECT category, min(event_time), max(event_time), count(), uniqExact(signal) "  # noqa: S608
+            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} GROUP BY category ORDER BY category",
+            scope.params(),
+        )
+
+    def _json_lines(self, sql: str, params: dict[str, Any]) -> list[bytes]:
+        """One JSON object per row, written by ClickHouse: the service only splices them."""
+        body = self.client.raw_query(sql, parameters=params, fmt="JSONEachRow", settings=_JSON)
+        return body.splitlines()
+
+    def raw_page(self, scope: Scope, after: tuple[Any, ...] | None, limit: int) -> list[bytes]:
+        """Up to `limit` rows (JSON objects) after the keyset position `after`, in
+        (event_time, signal, seq) order: `time`, `category`, `signal`, `value` (numeric),
+        `text` (string signals), `seq`, `quality`."""
+        params = scope.params() | {"limit": limit}
+        keyset = ""
+        if after is not None:
+            keyset = (
+                f"AND (event_time, signal, seq) > ({{at:{_T}}}, {{sig:String}}, {{seq:UInt64}})"
+            )
+            params |= {"at": after[0], "sig": after[1], "seq": after[2]}
+        return self._json_lines(
+            f"SELECT {_ISO.format('event_time')} AS time, category, signal, "  # noqa: S608
+            "value_num AS value, value_str AS text, seq, quality "
+            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} {keyset} "
+            "ORDER BY event_time, signal, seq LIMIT {limit:UInt32}",
+            params,
+        )
+
+    def downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
+        """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse."""
+        return self._json_lines(
+            f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
+            "lo AS min, av AS avg, hi AS max, n AS count FROM (SELECT signal, toDateTime64("
+            "toStartOfInterval(event_time, toIntervalSecond({res:UInt32}), 'UTC'), 3, 'UTC') "
+            "AS bucket, "
+            "min(value_num) AS lo, avg(value_num) AS av, max(value_num) AS hi, count() AS n "
+            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} AND value_num IS NOT NULL "
+            "GROUP BY signal, bucket) ORDER BY signal, bucket",
+            scope.params() | {"res": resolution_s},
+        )
+
+    @contextmanager
+    def export_batches(self, scope: Scope) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Arrow record batches of one time window, streamed as ClickHouse sends them."""
+        sql = (
+            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM samples FINAL "  # noqa: S608
+            f"WHERE {_OWNED} {_SELECTED} ORDER BY event_time, signal, seq"
+        )
+        with self.client.query_arrow_stream(sql, parameters=scope.params()) as s:
+            yield iter(s)
+
+    # -- incidents -----------------------------------------------------------------------
+    def events(
+        self, scope: Scope, after: tuple[Any, ...] | None, limit: int
+    ) -> Sequence[Sequence[Any]]:
+        params = scope.params() | {"limit": limit}
+        keyset = ""
+        if after is not None:
+            keyset = f"AND (event_time, kind) > ({{at:{_T}}}, {{kind:String}})"
+            params |= {"at": after[0], "kind": after[1]}
+        return self._rows(
+            "SELECT event_time, category, kind, value, detail, seq FROM incidents FINAL "  # noqa: S608
+            f"WHERE {_OWNED} AND category IN {{categories:Array(String)}} {keyset} "
+            "ORDER BY event_time, kind LIMIT {limit:UInt32}",
+            params,
+        )
+
+    # -- access log ----------------------------------------------------------------------
+    def access_log(self, owner: str, span: TimeRange, limit: int) -> Sequence[Sequence[Any]]:
+        return self._rows(
+            "SELECT at, request_id, endpoint, vin, categories, time_from, time_to, rows, status, "
+            "duration_ms FROM query_access_log WHERE owner_id = {owner:String} "
+            "AND at >= {start:DateTime64(3, 'UTC')} AND at < {end:DateTime64(3, 'UTC')} "
+            "ORDER BY at DESC LIMIT {limit:UInt32}",
+            {"owner": owner, "start": span.start, "end": span.end, "limit": limit},
+        )
+
+    def insert_access_log(self, rows: list[list[Any]], columns: Sequence[str]) -> None:
+        self.client.insert("query_access_log", rows, column_names=list(columns))
+
+    def ping(self) -> bool:
+        return bool(self.client.query("SELECT 1").result_rows[0][0] == 1)

@@ -1,0 +1,174 @@
+"""A small world for the owner query service tests, in a real ClickHouse engine.
+
+Car SOLD: alice owned it from T0 until T1, then sold it to bob. Car CAROLS: only carol
+ever owned it. Car GHOST: a valid VIN nobody has data for. Samples every 10 s from
+T0 - 30 min (before delivery: no owner) to T0 + 4 h in four categories, plus one sample
+after the sale wrongly tagged with alice (what a late ownership event could leave behind):
+the interval filter must still keep it from her.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from processors.migrate import migrate
+from query.app import create_app
+from query.auth import mint_token
+from schemas.catalog import CATEGORIES
+from tests.conftest import ClickHouseEndpoint
+from vdp.settings import Settings
+
+# Recent: cabin data is kept 30 days (TTL), older rows vanish on insert.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+T1 = T0 + timedelta(hours=2)
+END = T0 + timedelta(hours=4)
+SOLD = "LRW3F7EK4NC000001"
+CAROLS = "LSVAA2BG6PN000002"
+GHOST = "LFV2A21K0N4000003"
+STEP = timedelta(seconds=10)
+SIGNALS = {
+    "Vehicle.Speed": ("driving", "personal"),
+    "Vehicle.CurrentLocation.Latitude": ("location", "sensitive_personal"),
+    "Vehicle.Cabin.HVAC.AmbientAirTemperature": ("cabin", "sensitive_personal"),
+    "Vehicle.TraveledDistance": ("vehicle_state", "personal"),
+}
+ROGUE_TIME = T1 + timedelta(minutes=30, seconds=5)
+
+
+def _fix_vin(draft: str) -> str:
+    from schemas.vin import check_digit
+
+    return draft[:8] + check_digit(draft) + draft[9:]
+
+
+SOLD, CAROLS, GHOST = (_fix_vin(v) for v in (SOLD, CAROLS, GHOST))
+
+
+def owner_at(vin: str, moment: datetime) -> str:
+    if vin == CAROLS:
+        return "carol" if moment >= T0 else ""
+    if moment < T0:
+        return ""
+    return "alice" if moment < T1 else "bob"
+
+
+def sample_rows() -> list[list[object]]:
+    rows: list[list[object]] = []
+    for vin in (SOLD, CAROLS):
+        moment, seq = T0 - timedelta(minutes=30), 0
+        while moment < END:
+            for n, (signal, (category, sensitivity)) in enumerate(SIGNALS.items()):
+                value = float(seq % 100) + n
+                rows.append(
+                    [
+                        owner_at(vin, moment),
+                        vin,
+                        category,
+                        signal,
+                        moment,
+                        seq,
+                        value,
+                        None,
+                        sensitivity,
+                    ]
+                )
+            moment, seq = moment + STEP, seq + 1
+    rows.append(
+        ["alice", SOLD, "driving", "Vehicle.Speed", ROGUE_TIME, 99_999, 123.0, None, "personal"]
+    )
+    return rows
+
+
+SAMPLE_COLUMNS = "owner_id vin category signal event_time seq value_num value_str sensitivity"
+
+
+@dataclass
+class World:
+    settings: Settings
+    app: FastAPI
+    client: TestClient
+    database: str
+
+    def token(self, owner: str, categories: list[str] | None = None, ttl: int = 600) -> str:
+        cats = list(CATEGORIES) if categories is None else categories
+        return mint_token(self.settings, owner, cats, ttl)
+
+    def headers(self, owner: str, categories: list[str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(owner, categories)}"}
+
+
+def build_world(endpoint: ClickHouseEndpoint) -> Iterator[World]:
+    database = f"q_{uuid.uuid4().hex[:10]}"
+    admin = endpoint.client()
+    migrate(admin, database)
+    ch = endpoint.client(database=database)
+    ch.insert(
+        "ownership_intervals",
+        [
+            [SOLD, "alice", "delivery", T0, T1, 1],
+            [SOLD, "bob", "transfer", T1, datetime(2299, 12, 31, 23, 59, 59, 999000, UTC), 2],
+            [CAROLS, "carol", "delivery", T0, datetime(2299, 12, 31, 23, 59, 59, 999000, UTC), 3],
+        ],
+        column_names=["vin", "owner_id", "kind", "valid_from", "valid_to", "event_offset"],
+    )
+    ch.insert("samples", sample_rows(), column_names=SAMPLE_COLUMNS.split())
+    ch.insert(
+        "incidents",
+        [
+            ["alice", SOLD, "driving", "hard_braking", T0 + timedelta(minutes=30), 7, -8.5, ""],
+            [
+                "alice",
+                SOLD,
+                "diagnostics",
+                "trouble_code",
+                T0 + timedelta(minutes=40),
+                8,
+                None,
+                "P0420",
+            ],
+            ["bob", SOLD, "driving", "abs", T1 + timedelta(minutes=30), 9, None, ""],
+        ],
+        column_names=[
+            "owner_id",
+            "vin",
+            "category",
+            "kind",
+            "event_time",
+            "seq",
+            "value",
+            "detail",
+        ],
+    )
+    settings = Settings(
+        clickhouse_url=endpoint.url,
+        clickhouse_user=endpoint.user,
+        clickhouse_password=endpoint.password,  # type: ignore[arg-type]
+        clickhouse_database=database,
+        query_access_log_flush_seconds=0.2,
+    )
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            yield World(settings, app, client, database)
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()
+        ch.close()
+
+
+@pytest.fixture(scope="module")
+def world(clickhouse_endpoint: ClickHouseEndpoint) -> Iterator[World]:
+    yield from build_world(clickhouse_endpoint)
+
+
+def test_the_world_holds_what_the_tests_assume(world: World) -> None:
+    ch = world.app.state.services.repository.client
+    count = ch.query("SELECT count() FROM samples").result_rows[0][0]
+    assert count == len(sample_rows())

@@ -1,0 +1,148 @@
+"""Exports and incident reports read back with standard readers match the stored rows."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import ClickHouseEndpoint
+from tests.integration.test_query_data import (
+    END,
+    SOLD,
+    T0,
+    T1,
+    World,
+    build_world,
+    sample_rows,
+)
+
+RANGE = {"from": (T0 - timedelta(hours=1)).isoformat(), "to": END.isoformat()}
+
+
+@pytest.fixture(scope="module")
+def world(clickhouse_endpoint: ClickHouseEndpoint) -> Iterator[World]:
+    yield from build_world(clickhouse_endpoint)
+
+
+def _expected(owner: str, categories: set[str], start: datetime, end: datetime) -> list[tuple]:
+    """What the owner may see, straight from the rows the world inserted."""
+    rows = [
+        (r[4], r[3], r[5], r[6])
+        for r in sample_rows()
+        if r[0] == owner
+        and r[1] == SOLD
+        and r[2] in categories
+        and r[5] != 99_999
+        and start <= r[4] < end  # type: ignore[operator]
+    ]
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+
+def _export(world: World, fmt: str, owner: str = "alice", **params: Any) -> bytes:
+    response = world.client.get(
+        f"/v1/vehicles/{SOLD}/export",
+        headers=world.headers(owner, ["driving", "location"]),
+        params=RANGE | {"format": fmt} | params,
+    )
+    assert response.status_code == 200, response.text
+    assert "attachment" in response.headers["content-disposition"]
+    return response.content
+
+
+def _csv_time(text: str) -> datetime:
+    return datetime.strptime(text.rstrip("Z"), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+def test_csv_export_matches_the_stored_rows(world: World) -> None:
+    rows = list(csv.DictReader(io.StringIO(_export(world, "csv").decode())))
+    got = [
+        (_csv_time(r["event_time"]), r["signal"], int(r["seq"]), float(r["value_num"]))
+        for r in rows
+    ]
+    assert got == _expected("alice", {"driving", "location"}, T0, T1)
+
+
+def test_jsonl_export_matches_the_stored_rows(world: World) -> None:
+    lines = _export(world, "jsonl", owner="bob").decode().splitlines()
+    rows = [json.loads(line) for line in lines]
+    got = [
+        (datetime.fromisoformat(r["event_time"]), r["signal"], r["seq"], r["value_num"])
+        for r in rows
+    ]
+    assert got == _expected("bob", {"driving", "location"}, T1, END)
+
+
+def test_parquet_export_matches_the_stored_rows_across_windows(world: World) -> None:
+    table = pq.read_table(io.BytesIO(_export(world, "parquet", category="driving")))
+    got = [(r["event_time"], r["signal"], r["seq"], r["value_num"]) for r in table.to_pylist()]
+    assert got == _expected("alice", {"driving"}, T0, T1)
+    assert table.schema.field("event_time").type.tz == "UTC"
+
+
+def test_export_of_an_empty_range_is_a_valid_empty_file(world: World) -> None:
+    early = {"from": (T0 - timedelta(days=1)).isoformat(), "to": T0.isoformat()}
+    assert pq.read_table(io.BytesIO(_export(world, "parquet", **early))).num_rows == 0
+    assert _export(world, "csv", **early).decode().startswith('"event_time"')
+    assert _export(world, "jsonl", **early) == b""
+
+
+def test_export_reads_in_bounded_time_windows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = world.app.state.services.repository
+    windows: list[tuple[datetime, datetime]] = []
+    original = repo.export_batches
+
+    def spy(scope: Any) -> Any:
+        windows.append((scope.span.start, scope.span.end))
+        return original(scope)
+
+    monkeypatch.setattr(repo, "export_batches", spy)
+    _export(world, "csv")
+    assert len(windows) == 2  # alice's 2 hours in 60-minute windows
+    assert all(b - a <= timedelta(minutes=60) for a, b in windows)
+
+
+def test_incident_report_is_a_zip_whose_digests_verify(world: World) -> None:
+    at = T0 + timedelta(minutes=30)
+    response = world.client.get(
+        f"/v1/vehicles/{SOLD}/incident-report",
+        headers=world.headers("alice", ["driving", "adas_camera", "vehicle_state", "diagnostics"]),
+        params={"at": at.isoformat(), "before_minutes": 5, "after_minutes": 2},
+    )
+    assert response.status_code == 200, response.text
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    manifest_bytes = archive.read("manifest.json")
+    assert hashlib.sha256(manifest_bytes).hexdigest() == response.headers["x-manifest-sha256"]
+    manifest = json.loads(manifest_bytes)
+    assert manifest["vin"] == SOLD and manifest["owner_id"] == "alice"
+    assert manifest["not_allowed"] == []
+    for entry in manifest["files"]:
+        assert hashlib.sha256(archive.read(entry["name"])).hexdigest() == entry["sha256"]
+    for line in archive.read("SHA256SUMS").decode().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+    rows = {e["name"]: e["rows"] for e in manifest["files"]}
+    assert rows["samples/driving.csv"] == 7 * 6  # 7 minutes at one sample per 10 s
+    assert rows["samples/vehicle_state.csv"] == 42 and rows["samples/adas_camera.csv"] == 0
+    events = list(csv.DictReader(io.StringIO(archive.read("events.csv").decode())))
+    assert [e["kind"] for e in events] == ["hard_braking"]
+    assert "samples/location.csv" not in rows  # not in the token's scope
+
+
+def test_incident_report_window_limit(world: World) -> None:
+    response = world.client.get(
+        f"/v1/vehicles/{SOLD}/incident-report",
+        headers=world.headers("alice"),
+        params={"at": T0.isoformat(), "before_minutes": 600},
+    )
+    assert response.status_code == 400

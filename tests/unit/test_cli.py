@@ -13,7 +13,15 @@ def _commands(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def test_every_part_registers_its_commands() -> None:
-    assert {"stack", "simulate", "bench-produce", "migrate"} <= _commands(build_parser())
+    assert {
+        "stack",
+        "simulate",
+        "bench-produce",
+        "migrate",
+        "serve",
+        "token",
+        "bench-query",
+    } <= _commands(build_parser())
 
 
 def test_every_command_has_help_a_person_can_act_on(capsys: pytest.CaptureFixture[str]) -> None:

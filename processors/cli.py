@@ -1,4 +1,4 @@
-"""`vdp migrate`: bring the ClickHouse schema up to date (see processors/migrate.py)."""
+"""`vdp migrate`, `vdp process` and `vdp dlq …` (see processors/)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,56 @@ def register(sub: Any) -> None:
         "--dry-run", action="store_true", help="list what would be applied; change nothing"
     )
     parser.set_defaults(handler=run)
+    _register_process(sub)
+    from processors.dlq_cli import register as register_dlq
+
+    register_dlq(sub)
+
+
+def _register_process(sub: Any) -> None:
+    proc = sub.add_parser(
+        "process",
+        help="run the stream processors: validate, tag, dead-letter, sink to ClickHouse",
+        description=(
+            "Apply pending ClickHouse migrations (like 'vdp migrate'), then run N Faust worker "
+            "processes in one consumer group (VDP_PROCESS_APP_ID) reading VDP_TOPIC_RAW and "
+            "VDP_TOPIC_OWNERSHIP, writing samples to ClickHouse and rejects to VDP_TOPIC_DLQ "
+            "and the dead_letters table. Worker i serves /metrics and /healthz on "
+            "127.0.0.1:(web port + i). Stops on SIGTERM/Ctrl-C."
+        ),
+    )
+    proc.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    proc.add_argument("--batch-size", type=int, help="records per batch (VDP_PROCESS_BATCH_SIZE)")
+    proc.add_argument(
+        "--batch-seconds", type=float, help="longest wait for a batch (VDP_PROCESS_BATCH_SECONDS)"
+    )
+    proc.add_argument("--web-port", type=int, help="first worker's port (VDP_PROCESS_WEB_PORT)")
+    proc.add_argument(
+        "--loglevel",
+        default="info",
+        choices=("crit", "error", "warn", "info", "debug"),
+        help="worker log level (default info)",
+    )
+    proc.set_defaults(handler=process)
+
+    bench = sub.add_parser(
+        "bench-process",
+        help="measure the processor's samples/s and latency against a bare consume+insert loop",
+        description=(
+            "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
+            "frames and time the processor (N workers) until ClickHouse holds every sample, "
+            "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
+            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.5)."
+        ),
+    )
+    bench.add_argument("--cars", type=int, default=1000)
+    bench.add_argument("--hz", type=int, default=10)
+    bench.add_argument("--seconds", type=float, default=20.0, help="simulated seconds of burst")
+    bench.add_argument("--workers", type=int, default=1)
+    bench.add_argument("--partitions", type=int, default=4)
+    bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
+    bench.add_argument("--paced-seconds", type=float, default=10.0)
+    bench.set_defaults(handler=bench_process)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,4 +98,47 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.dry_run:
         for name in pending:
             print(f"{database}: {verb} {name}")
+    return 0
+
+
+def process(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.launch import apply_migrations, run_workers
+
+    if args.workers < 1:
+        print("vdp process: --workers must be at least 1")
+        return 2
+    overrides = {
+        "VDP_PROCESS_BATCH_SIZE": args.batch_size,
+        "VDP_PROCESS_BATCH_SECONDS": args.batch_seconds,
+        "VDP_PROCESS_WEB_PORT": args.web_port,
+    }
+    env = {k: str(v) for k, v in overrides.items() if v is not None}
+    settings = settings.model_copy(
+        update={
+            name.removeprefix("VDP_").lower(): value
+            for name, value in overrides.items()
+            if value is not None
+        }
+    )
+    applied = apply_migrations(settings)
+    print(f"{settings.clickhouse_database}: schema up to date ({len(applied)} applied now)")
+    return run_workers(settings, args.workers, env, args.loglevel)
+
+
+def bench_process(args: argparse.Namespace, settings: Settings) -> int:
+    import sys
+
+    from processors.bench import run_benchmark
+
+    run_benchmark(
+        settings,
+        args.cars,
+        args.hz,
+        args.seconds,
+        args.workers,
+        args.partitions,
+        args.rate,
+        args.paced_seconds,
+        sys.stdout,
+    )
     return 0

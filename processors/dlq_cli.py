@@ -1,0 +1,112 @@
+"""`vdp dlq show` and `vdp dlq replay`: look at dead letters, and send them back after a fix.
+
+Both read the `dead_letters` table (FINAL: one row per rejected record). Replay publishes
+each original value, byte for byte, to VDP_TOPIC_RAW with its VIN as key. A record that is
+still bad is dead-lettered again, as a new message with new coordinates; there is no loop,
+because replay only ever runs when an operator asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vdp.clickhouse import clickhouse_client
+from vdp.settings import Settings
+
+
+def register(sub: Any) -> None:
+    dlq = sub.add_parser(
+        "dlq",
+        help="inspect and replay dead-lettered records",
+        description="Inspect rejected records (the dead_letters table) and replay them.",
+    )
+    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="list dead letters, newest first, and counts by reason")
+    show.add_argument("--reason", help="only this reason code, e.g. out_of_range")
+    show.add_argument("--limit", type=int, default=20, help="rows to list (default 20)")
+    show.set_defaults(handler=show_dead_letters)
+    replay = actions.add_parser(
+        "replay",
+        help="publish dead letters' original bytes to the raw topic again",
+        description=(
+            "Publish the original bytes of dead letters (all, or --reason R) to "
+            "VDP_TOPIC_RAW, keyed by VIN. Use after fixing the cause (a catalog range, a "
+            "schema, a clock); records that are still bad are dead-lettered again."
+        ),
+    )
+    replay.add_argument("--reason", help="only this reason code")
+    replay.add_argument("--dry-run", action="store_true", help="count what would be replayed")
+    replay.set_defaults(handler=replay_dead_letters)
+
+
+# Each query filters with "WHERE ({reason:String} = '' OR reason = …)": every reason, or the
+# one asked for, always as a query parameter.
+
+
+def show_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    client = clickhouse_client(settings, settings.clickhouse_database)
+    params = {"reason": args.reason or ""}
+    try:
+        counts = client.query(
+            "SELECT reason, count() FROM dead_letters FINAL "
+            "WHERE ({reason:String} = '' OR reason = {reason:String}) GROUP BY reason "
+            "ORDER BY count() DESC",
+            parameters=params,
+        ).result_rows
+        rows = client.query(
+            "SELECT received_time, reason, source_topic, source_partition, source_offset, vin, "
+            "detail FROM dead_letters FINAL "
+            "WHERE ({reason:String} = '' OR reason = {reason:String}) "
+            "ORDER BY received_time DESC LIMIT {limit:UInt32}",
+            parameters={**params, "limit": args.limit},
+        ).result_rows
+    finally:
+        client.close()
+    for reason, count in counts:
+        print(f"{reason:<20} {count:>8}")
+    for t, reason, topic, partition, offset, vin, detail in rows:
+        print(
+            f"{t:%Y-%m-%d %H:%M:%S} {reason:<18} {topic}/{partition}@{offset} {vin or '-'} {detail}"
+        )
+    if not counts:
+        print("no dead letters" + (f" with reason {args.reason}" if args.reason else ""))
+    return 0
+
+
+def replay_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import Producer
+
+    client = clickhouse_client(settings, settings.clickhouse_database)
+    params = {"reason": args.reason or ""}
+    try:
+        rows = client.query(
+            "SELECT vin, original FROM dead_letters FINAL "
+            "WHERE ({reason:String} = '' OR reason = {reason:String}) "
+            "ORDER BY source_topic, source_partition, source_offset",
+            parameters=params,
+            query_formats={"String": "bytes"},
+        ).result_rows
+    finally:
+        client.close()
+    if args.dry_run:
+        print(f"would replay {len(rows)} dead letters to {settings.topic_raw}")
+        return 0
+    failed: list[str] = []
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+    for vin, original in rows:
+        key = vin.decode() if isinstance(vin, bytes) else vin
+        producer.produce(
+            settings.topic_raw,
+            original,
+            key.encode() if key else None,
+            on_delivery=lambda err, _m: failed.append(str(err)) if err else None,
+        )
+        producer.poll(0)
+    left = producer.flush(60.0)
+    print(f"replayed {len(rows) - len(failed) - left} of {len(rows)} to {settings.topic_raw}")
+    if failed or left:
+        print(f"{len(failed)} failed, {left} not delivered", file=sys.stderr)
+        return 1
+    return 0

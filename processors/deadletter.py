@@ -20,6 +20,7 @@ DEAD_LETTER_COLUMNS = (
     "source_partition",
     "source_offset",
     "vin",
+    "signal",
     "original",
 )
 
@@ -61,6 +62,7 @@ def dead_letter_columns(rejections: Sequence[Rejection]) -> list[list[Any]]:
             record.partition,
             record.offset,
             r.vin,
+            r.signal or "",
             record.value,
         )
         for column, value in zip(columns, row, strict=True):

@@ -13,12 +13,15 @@ CREATE TABLE IF NOT EXISTS {database}.dead_letters
     source_partition UInt32,
     source_offset    UInt64,
     vin              String DEFAULT '' COMMENT 'the message key when it is a VIN; empty if unknown',
+    signal           String DEFAULT '' COMMENT 'the rejected sample''s signal; empty for a whole record',
     original         String COMMENT 'the original message value, byte for byte',
     ingest_time      DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(ingest_time)
 PARTITION BY toYYYYMM(received_time)
-ORDER BY (reason, received_time, source_topic, source_partition, source_offset)
+-- signal is in the key: one frame can lose several samples for the same reason, each its
+-- own dead letter (the whole-record rejections have signal '').
+ORDER BY (reason, received_time, source_topic, source_partition, source_offset, signal)
 -- Original bytes hold personal data of every category: keep them only as long as it takes
 -- to inspect and replay.
 TTL toDateTime(received_time) + toIntervalDay({retention_dead_letters_days})

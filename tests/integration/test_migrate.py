@@ -126,7 +126,7 @@ def test_tables_have_the_designed_engines_keys_and_partitions(migrated: Client) 
     assert tables["ownership_intervals"][:2] == ("ReplacingMergeTree", "vin, valid_from")
     assert tables["dead_letters"][:2] == (
         "ReplacingMergeTree",
-        "reason, received_time, source_topic, source_partition, source_offset",
+        "reason, received_time, source_topic, source_partition, source_offset, signal",
     )
     assert tables["daily_vehicle_stats"] == ("AggregatingMergeTree", "vin, day", "toYYYYMM(day)")
     assert tables["query_access_log"][:2] == ("MergeTree", "owner_id, at")

@@ -123,3 +123,4 @@ def test_dead_letters_keep_original_bytes_reason_and_coordinates() -> None:
     [row] = rows(dead_letter_columns([rejection]), DEAD_LETTER_COLUMNS)
     assert row["original"] == b"bytes" and row["received_time"] == 123
     assert row["detail"] == "Vehicle.Speed: too fast"
+    assert row["signal"] == "Vehicle.Speed"

@@ -17,6 +17,18 @@ from vdp.errors import StackError
 from vdp.settings import Settings
 
 
+def claim_port(host: str, port: int, variable: str) -> int:
+    """`port`, or any free one when it is 0; a taken port is an error naming `variable`."""
+    if port == 0:
+        return free_port(host)
+    if port_open(host, port):
+        raise StackError(
+            f"port {host}:{port} is already taken ({variable}); stop what holds it, "
+            f"or set {variable}=0 to use any free port"
+        )
+    return port
+
+
 @dataclass(frozen=True)
 class StackPorts:
     kafka: int
@@ -73,21 +85,11 @@ class LocalStack:
     def _choose_ports(self) -> StackPorts:
         """Configured ports, 0 meaning any free one; a taken port is a clear error."""
         host = self.settings.bind_host
-        chosen: list[int] = []
-        for name, port in (
-            ("VDP_KAFKA_PORT", self.settings.kafka_port),
-            ("VDP_KAFKA_CONTROLLER_PORT", self.settings.kafka_controller_port),
-            ("VDP_CLICKHOUSE_PORT", self.settings.clickhouse_port),
-        ):
-            if port == 0:
-                port = free_port(host)
-            elif port_open(host, port):
-                raise StackError(
-                    f"port {host}:{port} is already taken ({name}); stop what holds it, "
-                    f"or set {name}=0 to use any free port"
-                )
-            chosen.append(port)
-        return StackPorts(*chosen)
+        return StackPorts(
+            claim_port(host, self.settings.kafka_port, "VDP_KAFKA_PORT"),
+            claim_port(host, self.settings.kafka_controller_port, "VDP_KAFKA_CONTROLLER_PORT"),
+            claim_port(host, self.settings.clickhouse_port, "VDP_CLICKHOUSE_PORT"),
+        )
 
     def up(self, die_with_parent: bool = False) -> None:
         """Start both services (idempotent: a running stack is left as it is)."""

@@ -120,8 +120,14 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
             if value is not None
         }
     )
+    from vdp.topics import ensure_topics
+
     applied = apply_migrations(settings)
     print(f"{settings.clickhouse_database}: schema up to date ({len(applied)} applied now)")
+    # Before the workers subscribe: a topic created later stays unseen for minutes.
+    created = ensure_topics(settings)
+    if created:
+        print(f"created topics: {', '.join(created)}")
     return run_workers(settings, args.workers, env, args.loglevel)
 
 

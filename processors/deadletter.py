@@ -45,7 +45,25 @@ def encode_envelopes(
 ) -> list[tuple[bytes | None, bytes]]:
     """(key, value) per rejection for the dead-letter topic; the key is the source key."""
     codec = codec or dead_letter_codec()
-    return [(r.record.key, codec.encode(envelope(r, failed_at_ms))) for r in rejections]
+    return [(r.record.key, _fitting(codec, envelope(r, failed_at_ms))) for r in rejections]
+
+
+# The broker refuses messages over its message.max.bytes (~1 MB by default): a dead letter
+# of a record near that size (its original bytes plus the envelope) would be refused, and
+# the batch retried forever. Such an original is cut in the topic only; the dead_letters
+# table keeps it whole, and `vdp dlq replay` reads it from there.
+MAX_ENVELOPE_BYTES = 900_000
+
+
+def _fitting(codec: AvroCodec, record: dict[str, Any]) -> bytes:
+    value = codec.encode(record)
+    if len(value) <= MAX_ENVELOPE_BYTES:
+        return value
+    original: bytes = record["original_value"]
+    keep = max(0, len(original) - (len(value) - MAX_ENVELOPE_BYTES) - 256)
+    note = f" [original cut to {keep} of {len(original)} bytes here; whole in dead_letters]"
+    cut = {**record, "original_value": original[:keep], "detail": record["detail"] + note}
+    return codec.encode(cut)
 
 
 def dead_letter_columns(rejections: Sequence[Rejection]) -> list[list[Any]]:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,11 +214,16 @@ def stored_count(client: Client) -> tuple[int, int, int]:
 
 def stored_groups(client: Client) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
     """As the manifest has it, cars[vin]["by_owner"]: {vin: {owner: {category: totals}}}."""
-    catalog = load_catalog()
-    groups: dict[str, Any] = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0, 0])))
     rows = client.query(
         "SELECT vin, owner_id, category, signal, value_num, value_str FROM samples FINAL"
     ).result_rows
+    return group_rows(rows)
+
+
+def group_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """(vin, owner, category, signal, value_num, value_str) rows as the manifest's groups."""
+    catalog = load_catalog()
+    groups: dict[str, Any] = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0, 0])))
     for vin, owner, category, name, num, text in rows:
         kind = catalog[name].type
         value: Any = text if kind == "string" else num

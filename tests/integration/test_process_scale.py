@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -26,6 +27,24 @@ from tests.integration.test_pipeline_harness import (
 )
 
 
+def _two_free_ports() -> int:
+    """A port P with P and P + 1 free: worker i listens on P + i (an ephemeral port of some
+    client connection on P + 1 made the second worker exit at start)."""
+    while True:
+        port = free_port()
+        if _bindable(port + 1):
+            return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _records_in(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
@@ -44,7 +63,7 @@ def test_two_workers_share_the_partitions_and_store_everything_once(
     setup = make_setup(
         kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path, raw_partitions=4
     )
-    port = free_port()
+    port = _two_free_ports()
     log = tmp_path / "process.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

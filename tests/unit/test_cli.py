@@ -21,6 +21,10 @@ def test_every_part_registers_its_commands() -> None:
         "serve",
         "token",
         "bench-query",
+        "process",
+        "bench-process",
+        "dlq",
+        "demo",
     } <= _commands(build_parser())
 
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 import pytest
@@ -214,3 +215,23 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         with contextlib.suppress(Exception):
             for f in admin.delete_topics(created).values():
                 f.result(timeout=30)
+
+
+@pytest.fixture
+def pipeline(
+    kafka_bootstrap: str,
+    clickhouse_endpoint: ClickHouseEndpoint,
+    clickhouse_db: str,
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """Factory: `pipeline(raw_partitions=3)` migrates this test's database and creates its
+    raw, ownership and DLQ topics; returns the harness `Setup` the worker tests run on."""
+    from tests.integration.test_pipeline_harness import make_setup
+
+    def make(raw_partitions: int = 3) -> Any:
+        return make_setup(
+            kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path, raw_partitions
+        )
+
+    return make

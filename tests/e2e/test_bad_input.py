@@ -16,9 +16,8 @@ from confluent_kafka import Producer
 
 from producers.frames import frame_record
 from schemas.codec import telemetry_codec
-from tests.conftest import ClickHouseEndpoint
 from tests.e2e.harness import owner_headers, query_server
-from tests.integration.test_pipeline_harness import healthz, make_setup, wait_until, worker
+from tests.integration.test_pipeline_harness import Setup, healthz, wait_until, worker
 
 GOOD_VIN = "LRW8ARLD7GD186641"  # a valid ISO 3779 VIN (check digit 7)
 HOSTILE = [
@@ -73,18 +72,13 @@ def _accounted(client: Client, topic: str) -> set[int]:
 
 
 def test_garbage_hostile_and_near_max_records_are_all_accounted_for_and_the_worker_lives(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(
-        kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path, raw_partitions=1
-    )
+    setup = pipeline(raw_partitions=1)
     messages = _messages()
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_000_000})
+    producer = Producer({"bootstrap.servers": setup.bootstrap, "message.max.bytes": 1_000_000})
     for key, value in messages:
         producer.produce(setup.raw, value=value, key=key)
         producer.poll(0)
@@ -141,13 +135,10 @@ BAD_PARAMS: list[tuple[str, dict[str, Any]]] = [
 
 
 def test_hostile_requests_get_clear_4xx_problems_and_never_a_5xx(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
-    new_topic: Callable[..., str],
+    pipeline: Callable[..., Setup],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     hostile_owner = owner_headers("'; DROP TABLE ownership_intervals; --\x00车")
     with query_server(setup, tmp_path / "serve.log") as base:
         for path, params in BAD_PARAMS:

@@ -15,14 +15,12 @@ import httpx
 from clickhouse_connect.driver.client import Client
 
 from deploy.process import free_port
-from tests.conftest import ClickHouseEndpoint
 from tests.e2e.harness import iso, owner_headers, owners_of, query_server, start_server
 from tests.integration.test_pipeline_harness import (
     Setup,
     assert_matches_manifest,
     expected_samples,
     group_rows,
-    make_setup,
     publish,
     stop,
     wait_stored,
@@ -62,16 +60,13 @@ def _exported_groups(base: str, owner: str, vin: str, car: dict[str, Any]) -> di
 
 
 def test_owners_see_exactly_their_manifest_data_over_http(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     manifest = _processed(setup, clickhouse_client, tmp_path, cars=6, bad_rate=0.04, seed=31)
-    assert_matches_manifest(clickhouse_client, manifest, kafka_bootstrap, setup.dlq)
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)
 
     owners = owners_of(manifest)
     assert any(len(vins) for vins in owners.values())
@@ -97,14 +92,11 @@ def test_owners_see_exactly_their_manifest_data_over_http(
 
 
 def test_query_service_restarted_under_load_serves_right_answers_or_refuses_to_connect(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     manifest = _processed(setup, clickhouse_client, tmp_path, cars=3, bad_rate=0.0, seed=41)
     vin, car = next((v, c) for v, c in manifest["cars"].items() if c["by_owner"])
     owner = next(iter(car["by_owner"]))

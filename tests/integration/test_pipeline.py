@@ -11,12 +11,11 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
+    Setup,
     assert_matches_manifest,
     expected_dead_letters,
     expected_samples,
-    make_setup,
     publish,
     wait_stored,
     worker,
@@ -24,14 +23,11 @@ from tests.integration.test_pipeline_harness import (
 
 
 def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     manifest = publish(setup, cars=8, duration_s=120, bad_rate=0.04, sold_share=0.5)
     sold = [v for v, car in manifest["cars"].items() if len(car["by_owner"]) > 1]
     assert sold, "the fleet must include a car sold mid-run"
@@ -48,7 +44,7 @@ def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
         assert 'vdp_process_dead_letters_total{reason="duplicate"}' in metrics
 
     assert {b["reason"] for b in manifest["bad"]} >= {"duplicate", "out_of_range", "bad_marker"}
-    assert_matches_manifest(clickhouse_client, manifest, kafka_bootstrap, setup.dlq)
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)
     expected_bad = expected_dead_letters(manifest)
     table = clickhouse_client.query(
         "SELECT source_topic, source_partition, source_offset, reason, signal "

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from tests.conftest import REPO, ClickHouseEndpoint
+from tests.conftest import REPO
 from tests.integration.test_pipeline_harness import (
     Setup,
     expected_samples,
-    make_setup,
     publish,
     wait_stored,
     wait_until,
@@ -35,14 +34,11 @@ def vdp(setup: Setup, *args: str) -> str:
 
 
 def test_dlq_show_lists_by_reason_and_replay_resubmits_the_original_bytes(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     kinds = ("corrupt_marker", "out_of_range")
     manifest = publish(setup, cars=4, duration_s=60, bad_rate=0.1, kinds=kinds)
     markers = sum(1 for b in manifest["bad"] if b["reason"] == "bad_marker")

@@ -16,6 +16,7 @@ from deploy.process import free_port
 from producers.faults import FAULT_KINDS
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
+    Setup,
     assert_matches_manifest,
     expected_samples,
     healthz,
@@ -35,14 +36,11 @@ KINDS = tuple(k for k in FAULT_KINDS if k != "duplicate")
 
 
 def test_sigkill_after_insert_before_commit_and_mid_run_loses_and_doubles_nothing(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path)
+    setup = pipeline()
     manifest = publish(setup, cars=8, duration_s=240, bad_rate=0.03, kinds=KINDS)
     want = expected_samples(manifest)
     log = tmp_path / "worker.log"
@@ -68,7 +66,7 @@ def test_sigkill_after_insert_before_commit_and_mid_run_loses_and_doubles_nothin
     # 3. A third worker finishes the job from the last committed offsets.
     with worker(setup, log) as third:
         wait_stored(clickhouse_client, want, third, log, 90)
-    assert_matches_manifest(clickhouse_client, manifest, kafka_bootstrap, setup.dlq)
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)
 
 
 @pytest.fixture

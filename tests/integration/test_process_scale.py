@@ -15,12 +15,12 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from deploy.process import free_port
-from tests.conftest import REPO, ClickHouseEndpoint
+from tests.conftest import REPO
 from tests.integration.test_pipeline_harness import (
+    Setup,
     assert_matches_manifest,
     expected_samples,
     healthz,
-    make_setup,
     publish,
     wait_stored,
     wait_until,
@@ -53,16 +53,11 @@ def _records_in(port: int) -> float:
 
 
 def test_two_workers_share_the_partitions_and_store_everything_once(
-    kafka_bootstrap: str,
-    clickhouse_endpoint: ClickHouseEndpoint,
-    clickhouse_db: str,
+    pipeline: Callable[..., Setup],
     clickhouse_client: Client,
-    new_topic: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    setup = make_setup(
-        kafka_bootstrap, clickhouse_endpoint, clickhouse_db, new_topic, tmp_path, raw_partitions=4
-    )
+    setup = pipeline(raw_partitions=4)
     port = _two_free_ports()
     log = tmp_path / "process.log"
     with log.open("ab") as out:
@@ -107,4 +102,4 @@ def test_two_workers_share_the_partitions_and_store_everything_once(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()[-3000:]
 
-    assert_matches_manifest(clickhouse_client, manifest, kafka_bootstrap, setup.dlq)
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)

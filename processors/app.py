@@ -23,6 +23,7 @@ from faust.types import EventT
 from faust.web import Request, Response, View
 
 from processors.dedupe import DuplicateTracker
+from processors.eager import App
 from processors.incidents import IncidentDetector
 from processors.metrics import Health, Metrics
 from processors.ownership import OwnershipBook
@@ -112,7 +113,7 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
     bootstrap = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")]
     datadir = settings.data_dir / "faust" / f"{settings.process_app_id}-{web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         settings.process_app_id,
         broker=bootstrap,
         store="memory://",

@@ -1,0 +1,100 @@
+"""Faust's consumer without four asyncio tasks per message.
+
+faust-streaming 0.15.3 hands every fetched message to the topic conductor with
+`await self.wait_first(callback(message), self.suspend_flow.wait())` (in
+`Consumer._drain_messages`), so that a callback blocked on a full stream buffer cannot hold
+up a rebalance. mode's `wait_first` wraps each argument, and the service's stopped and
+crashed events, in a task and runs `asyncio.wait` over the four: about 100 µs per message
+on this machine, most of the processor's time per frame (the "Faust speed" pitfall).
+
+Almost always the callback does not wait at all: it decodes nothing (raw serializers) and
+puts the event into a stream queue that has room. So run it eagerly, inline, up to its
+first suspension; only a callback that really has to wait is resumed in a task and raced
+against `suspend_flow` exactly as Faust does. Nothing else changes: the same callback runs
+on the same loop in the same order, its exceptions propagate the same way, and every other
+`wait_first` of the consumer goes to mode's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+import faust
+from faust.types import TransportT
+from mode.services import WaitResults
+
+
+class _Suspended:
+    """Awaiting it hands `blocker` (what a coroutine yielded) to the running task, as if the
+    coroutine itself had yielded it there, and returns what the task sends back."""
+
+    __slots__ = ("blocker",)
+
+    def __init__(self, blocker: Any) -> None:
+        self.blocker = blocker
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return (yield self.blocker)
+
+
+async def resume(coro: Coroutine[Any, Any, Any], blocker: Any) -> Any:
+    """Finish `coro`, already run up to its first suspension on `blocker`, inside the task
+    that awaits this: the task waits on each blocker, then steps `coro` on; exceptions and
+    cancellation thrown into the task go into `coro`, as if the task ran it from the start."""
+    while True:
+        try:
+            await _Suspended(blocker)
+        except BaseException as exc:  # cancellation too: it belongs to coro
+            try:
+                blocker = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                blocker = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+
+
+def _is_hand_off(coros: tuple[Any, ...], suspend_flow: Any) -> bool:
+    """Whether this is `_drain_messages`' call: (callback coroutine, `suspend_flow.wait()`)."""
+    return (
+        len(coros) == 2
+        and isinstance(coros[0], Coroutine)
+        and isinstance(coros[1], Coroutine)
+        and getattr(coros[1], "cr_code", None) is suspend_flow.wait.__code__
+    )
+
+
+def eager_consumer(base: type[Any]) -> type[Any]:
+    """`base` (the transport's consumer class) with the eager message hand-off."""
+
+    # Named where it is made: mode registers a service class's tasks under its qualname.
+    class EagerConsumer(base):
+        async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+            if timeout is None and _is_hand_off(coros, self.suspend_flow):
+                callback, suspended = coros
+                if not self.suspend_flow.is_set():
+                    try:
+                        blocker = callback.send(None)
+                    except StopIteration as stop:
+                        suspended.close()
+                        return WaitResults([callback], [stop.value], False)
+                    except BaseException:
+                        suspended.close()
+                        raise
+                    callback = resume(callback, blocker)
+                return await super().wait_first(callback, suspended)
+            return await super().wait_first(*coros, timeout=timeout)
+
+    return EagerConsumer
+
+
+class App(faust.App):
+    """A Faust app whose consumer hands messages to the streams eagerly (see above)."""
+
+    def _new_transport(self) -> TransportT:
+        transport = super()._new_transport()
+        transport.Consumer = eager_consumer(transport.Consumer)  # type: ignore[misc]
+        return transport

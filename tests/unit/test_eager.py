@@ -1,0 +1,151 @@
+"""The eager message hand-off (processors/eager.py) behaves like mode's `wait_first`.
+
+The consumer under test is a plain mode Service with Faust's `suspend_flow` event, which is
+all the hand-off touches; the real Faust consumer runs it in the pipeline tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from mode import Service
+from mode.utils.locks import Event
+
+from processors.eager import eager_consumer, resume
+
+
+class _FlowService(Service):
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = Event()
+
+
+Consumer = eager_consumer(_FlowService)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_a_callback_that_need_not_wait_runs_inline_and_its_result_is_returned() -> None:
+    async def main() -> tuple[Any, list[str], int]:
+        consumer = Consumer()
+        seen: list[str] = []
+
+        async def callback(message: str) -> str:
+            seen.append(message)
+            return message.upper()
+
+        before = len(asyncio.all_tasks())
+        waited = await consumer.wait_first(callback("m1"), consumer.suspend_flow.wait())
+        return waited, seen, len(asyncio.all_tasks()) - before
+
+    waited, seen, new_tasks = run(main())
+    assert seen == ["m1"]
+    assert waited.results == ["M1"] and not waited.stopped
+    assert new_tasks == 0
+
+
+def test_a_callback_blocked_on_a_full_queue_finishes_when_there_is_room() -> None:
+    async def main() -> tuple[list[int], Any]:
+        consumer = Consumer()
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        queue.put_nowait(0)
+
+        async def callback(n: int) -> int:
+            await queue.put(n)
+            return n
+
+        async def drain() -> list[int]:
+            await asyncio.sleep(0.05)
+            return [queue.get_nowait()]
+
+        drained = asyncio.ensure_future(drain())
+        waited = await consumer.wait_first(callback(7), consumer.suspend_flow.wait())
+        return await drained + [queue.get_nowait()], waited
+
+    order, waited = run(main())
+    assert order == [0, 7]
+    assert waited.results == [7]
+
+
+def test_suspending_the_flow_cancels_a_blocked_callback_like_mode_does() -> None:
+    async def main() -> tuple[Any, list[str]]:
+        consumer = Consumer()
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        trace: list[str] = []
+
+        async def callback() -> None:
+            try:
+                await never
+            except asyncio.CancelledError:
+                trace.append("cancelled")
+                raise
+
+        async def suspend() -> None:
+            await asyncio.sleep(0.05)
+            consumer.suspend_flow.set()
+
+        suspender = asyncio.ensure_future(suspend())
+        waited = await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+        await suspender
+        await asyncio.sleep(0)  # let the cancelled callback's task run its except clause
+        return waited, trace
+
+    waited, trace = run(main())
+    assert trace == ["cancelled"]
+    assert waited.results == [True]  # suspend_flow.wait() won
+
+
+def test_errors_of_the_callback_propagate_inline_and_after_waiting() -> None:
+    async def main(wait_first: bool) -> None:
+        consumer = Consumer()
+
+        async def callback() -> None:
+            if wait_first:
+                await asyncio.sleep(0.01)
+            raise ValueError("bad message")
+
+        await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+
+    for wait_first in (False, True):
+        with pytest.raises(ValueError, match="bad message"):
+            run(main(wait_first))
+
+
+def test_other_calls_go_to_modes_wait_first() -> None:
+    async def main() -> Any:
+        consumer = Consumer()
+        done = Event()
+        done.set()
+        return await consumer.wait_first(done, timeout=1.0)
+
+    assert run(main()).results == [True]
+
+
+def test_resume_finishes_a_started_coroutine_with_its_exception_from_a_future() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[int] = loop.create_future()
+        second: asyncio.Future[int] = loop.create_future()
+
+        async def two_steps() -> int:
+            a = await first
+            try:
+                await second
+            except KeyError:
+                return a + 100
+            return -1
+
+        coro = two_steps()
+        blocker = coro.send(None)
+        assert blocker is first
+        task = asyncio.ensure_future(resume(coro, blocker))
+        first.set_result(1)
+        await asyncio.sleep(0)
+        second.set_exception(KeyError("x"))
+        assert await task == 101
+
+    run(main())

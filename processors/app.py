@@ -23,7 +23,7 @@ from faust.types import EventT
 from faust.web import Request, Response, View
 
 from processors.dedupe import DuplicateTracker
-from processors.eager import App
+from processors.faustapp import App
 from processors.incidents import IncidentDetector
 from processors.metrics import Health, Metrics
 from processors.ownership import OwnershipBook

@@ -2,7 +2,9 @@
 
 It forwards every record of one topic to another and counts records per key in a Table,
 so starting it exercises what breaks Faust on new brokers: the assignor leader topic, the
-table's changelog topic (both created by Faust itself over aiokafka) and recovery.
+table's changelog topic (both created by Faust itself over aiokafka) and recovery. It is
+the processors' `App` (plain `faust.App` with two consumer fixes, processors/faustapp.py):
+a restart with a table to restore is where plain Faust drops records (see there).
 Settings come from the environment because `app.main()` owns the command line.
 """
 
@@ -12,7 +14,9 @@ import os
 
 import faust
 
-app = faust.App(
+from processors.faustapp import App
+
+app = App(
     os.environ["SMOKE_APP_ID"],
     broker=f"kafka://{os.environ['SMOKE_BOOTSTRAP']}",
     store="memory://",

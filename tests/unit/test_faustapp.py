@@ -1,4 +1,4 @@
-"""The eager message hand-off (processors/eager.py) behaves like mode's `wait_first`.
+"""The eager message hand-off (processors/faustapp.py) behaves like mode's `wait_first`.
 
 The consumer under test is a plain mode Service with Faust's `suspend_flow` event, which is
 all the hand-off touches; the real Faust consumer runs it in the pipeline tests.
@@ -10,10 +10,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from mode import Service
 from mode.utils.locks import Event
+from mode.utils.queues import FlowControlQueue
 
-from processors.eager import eager_consumer, resume
+from processors.faustapp import App, FlowControl, eager_consumer, resume
 
 
 class _FlowService(Service):
@@ -149,3 +151,28 @@ def test_resume_finishes_a_started_coroutine_with_its_exception_from_a_future() 
         assert await task == 101
 
     run(main())
+
+
+def test_resume_keeps_queued_events_unless_the_flow_was_suspended() -> None:
+    async def main() -> tuple[int, int]:
+        flow = FlowControl()
+        queue: FlowControlQueue[int] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()  # Faust starts with the flow suspended until the first assignment
+        queue.put_nowait(1)
+        flow.resume()  # what the end of a rebalance calls again while the flow is running
+        kept = queue.qsize()
+        flow.suspend()  # a revocation: what is queued belongs to partitions being taken away
+        flow.resume()
+        return kept, queue.qsize()
+
+    kept, after_suspension = run(main())
+    assert kept == 1
+    assert after_suspension == 0
+
+
+def test_the_app_uses_both_fixes() -> None:
+    app = App("vdp-unit-test", broker="kafka://127.0.0.1:1", store="memory://")
+    assert isinstance(app.flow_control, FlowControl)
+    consumer_class = app.transport.Consumer
+    assert issubclass(consumer_class, AIOKafkaConsumer)
+    assert consumer_class.wait_first is not AIOKafkaConsumer.wait_first

@@ -13,6 +13,7 @@ A frame with a bad sample keeps its other samples; the bad one becomes its own r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +89,7 @@ class Validator:
     def _frame_problem(
         self, record: RawRecord, vin: str, seq: int, event_time: int, newest: int, oldest: int
     ) -> tuple[ReasonCode, str] | None:
-        if not is_valid_vin(vin):
+        if not (isinstance(vin, str) and _known_vin(vin)):
             return ReasonCode.INVALID_VIN, f"VIN {vin!r} fails the ISO 3779 check digit"
         if event_time > newest:
             return (
@@ -166,3 +167,10 @@ def _key_vin(record: RawRecord) -> str:
         return ""
     text = record.key.decode("utf-8", errors="replace")
     return text if is_valid_vin(text) else ""
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _known_vin(vin: str) -> bool:
+    """`is_valid_vin`, remembered: a fleet sends the same VINs all day, and the check digit
+    cost ≈ 5% of a worker's time per frame when computed for every one."""
+    return is_valid_vin(vin)

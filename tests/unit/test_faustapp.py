@@ -1,4 +1,5 @@
-"""The eager message hand-off (processors/faustapp.py) behaves like mode's `wait_first`.
+"""Our Faust app's two fixes (processors/faustapp.py): the eager message hand-off behaves
+like mode's `wait_first`, and flow control keeps queued events unless the flow was suspended.
 
 The consumer under test is a plain mode Service with Faust's `suspend_flow` event, which is
 all the hand-off touches; the real Faust consumer runs it in the pipeline tests.

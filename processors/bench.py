@@ -9,6 +9,10 @@ For each subject (baseline, then processor), on topics and a database of its own
 3. paced: publish a second, distinct set at a steady rate; latency per frame is the time its
    rows were inserted (`ingest_time`, queryable at once: synchronous inserts) minus its
    Kafka timestamp.
+
+Beside the rates, the CPU time the subject's processes spent on the burst (from
+`/proc/<pid>/stat`): on a shared machine the wall-clock rates move with what the
+neighbours do, the CPU cost per frame much less.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ class Figures:
     samples: int
     seconds: float
     latencies_ms: list[float]
+    frames: int
+    cpu_seconds: float | None  # the subject's processes, during the burst
+
+    @property
+    def cpu_us_per_frame(self) -> float | None:
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.frames * 1e6
 
     @property
     def rate(self) -> float:
@@ -58,8 +68,25 @@ class Figures:
             f"{self.name:<10} {self.workers} worker(s) {self.samples:>10,} samples in "
             f"{self.seconds:6.2f} s = {self.rate:>10,.0f} samples/s "
             f"({self.rate / self.workers:>9,.0f} per worker); latency p50 {p50:6.0f} ms "
-            f"p99 {p99:6.0f} ms"
+            f"p99 {p99:6.0f} ms; CPU {_us(self.cpu_us_per_frame)} µs/frame"
         )
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of live processes so far (Linux `/proc`), None elsewhere."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def fleet_messages(
@@ -137,7 +164,10 @@ def _latencies(settings: Settings, stamps: dict[tuple[int, int], int]) -> list[f
 
 
 @contextlib.contextmanager
-def _subject(name: str, settings: Settings, workers: int, env: dict[str, str]) -> Iterator[None]:
+def _subject(
+    name: str, settings: Settings, workers: int, env: dict[str, str]
+) -> Iterator[list[int]]:
+    """Run the subject's processes until the block ends; yields their pids."""
     if name == "baseline":
         argvs = [[sys.executable, "-m", "processors.bench_baseline"]]
     else:
@@ -151,7 +181,7 @@ def _subject(name: str, settings: Settings, workers: int, env: dict[str, str]) -
             assert procs[0].stdout.readline().strip() == b"ready", "baseline did not start"
         else:
             _wait_workers(settings, workers)
-        yield
+        yield [p.pid for p in procs]
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -215,20 +245,26 @@ def run_benchmark(
         env["VDP_CLICKHOUSE_PASSWORD"] = sub.clickhouse_password.get_secret_value()
         n = workers if name == "processor" else 1
         try:
-            with _subject(name, sub, n, env):
+            with _subject(name, sub, n, env) as pids:
+                cpu0 = cpu_seconds(pids)
                 t0 = time.monotonic()
                 publish(sub.kafka_bootstrap, topics["raw"], burst)
                 t1 = _wait_count(sub, burst_samples, 600)
+                cpu1 = cpu_seconds(pids)
                 stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
                 _wait_until_stable(sub)
                 latencies = _latencies(sub, stamps)
         finally:
             admin.delete_topics(list(topics.values()))
             _drop(sub)
-        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies)
+        cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu)
         print(results[name].line(), file=out, flush=True)
     ratio = results["processor"].rate / workers / results["baseline"].rate
     print(f"processor per worker / baseline = {ratio:.2f} (target >= 0.50, aim 0.80)", file=out)
+    cost = [results[k].cpu_us_per_frame for k in ("baseline", "processor")]
+    if cost[0] is not None and cost[1] is not None:
+        print(f"CPU per frame: baseline / processor = {cost[0] / cost[1]:.2f}", file=out)
     return results
 
 

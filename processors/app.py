@@ -23,7 +23,7 @@ from faust.types import EventT
 from faust.web import Request, Response, View
 
 from processors.dedupe import DuplicateTracker
-from processors.faustapp import App, RawBytes
+from processors.faustapp import App
 from processors.incidents import IncidentDetector
 from processors.metrics import Health, Metrics
 from processors.ownership import OwnershipBook
@@ -134,7 +134,7 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
-    raw = app.topic(settings.topic_raw, schema=RawBytes())
+    raw = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
     batch, within = settings.process_batch_size, settings.process_batch_seconds
 
     @app.task

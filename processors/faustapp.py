@@ -1,5 +1,4 @@
-"""Our Faust app: `faust.App` with two fixes to faust-streaming 0.15.3's consumer path, and
-a lighter per-message path for topics of raw bytes.
+"""Our Faust app: `faust.App` with two fixes to faust-streaming 0.15.3's consumer path.
 
 1. **No four asyncio tasks per message.** Faust hands every fetched message to the topic
    conductor with `await self.wait_first(callback(message), self.suspend_flow.wait())` (in
@@ -27,25 +26,15 @@ a lighter per-message path for topics of raw bytes.
    runs with this `App`. Here `resume()` clears the queues only when the flow
    really was suspended (a revocation already cleared them then). Keeping a queued event
    at worst processes a record twice, which the sink's idempotent writes absorb.
-
-3. **Less work per message that nothing uses.** A topic of bytes still costs Faust a trip
-   through its serializer registry for the key and for the value (a dozen calls that
-   return the bytes unchanged) and a settings lookup for the `Event` class, per message;
-   `RawBytes` makes the events directly. And Faust's `Monitor` sensor keeps in-process
-   statistics of every event (the stream and message in/out hooks); nothing reads them
-   here, where the worker exports its own Prometheus metrics, so the app leaves it out of
-   the sensors (`app.monitor` still exists for Faust's own calls to it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator, Iterable
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import faust
-from faust.serializers.schemas import DecodeFunction
-from faust.types import AppT, EventT, Message, TransportT
-from mode import ServiceT
+from faust.types import TransportT
 from mode.services import WaitResults
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
@@ -125,29 +114,8 @@ class FlowControl(FlowControlEvent):
             super().resume()
 
 
-class RawBytes(faust.Schema):
-    """Key and value as the bytes on the wire, without Faust's serializer registry."""
-
-    def __init__(self) -> None:
-        # The serializers still name what `dumps` would do if anything produced with this.
-        super().__init__(key_serializer="raw", value_serializer="raw")
-
-    def compile(self, app: AppT, **_: Any) -> DecodeFunction:
-        event: type[EventT] = app.conf.Event  # type: ignore[assignment]
-
-        async def decode(message: Message, *, propagate: bool = False) -> EventT:
-            return event(app, message.key, message.value, message.headers, message)
-
-        return decode
-
-
 class App(faust.App):
-    """`faust.App` with the fixes above."""
-
-    def on_init_dependencies(self) -> Iterable[ServiceT]:
-        dependencies = super().on_init_dependencies()
-        self.sensors.remove(self.monitor)
-        return dependencies
+    """`faust.App` with both fixes above."""
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

@@ -1,6 +1,5 @@
 """Our Faust app's two fixes (processors/faustapp.py): the eager message hand-off behaves
-like mode's `wait_first`, and flow control keeps queued events unless the flow was suspended;
-and its lighter path: raw events made directly, no Monitor among the sensors.
+like mode's `wait_first`, and flow control keeps queued events unless the flow was suspended.
 
 The consumer under test is a plain mode Service with Faust's `suspend_flow` event, which is
 all the hand-off touches; the real Faust consumer runs it in the pipeline tests.
@@ -11,16 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import faust
 import pytest
-from faust.events import Event as Event_
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
-from faust.types import TP, Message
 from mode import Service
 from mode.utils.locks import Event
 from mode.utils.queues import FlowControlQueue
 
-from processors.faustapp import App, FlowControl, RawBytes, eager_consumer, resume
+from processors.faustapp import App, FlowControl, eager_consumer, resume
 
 
 class _FlowService(Service):
@@ -181,29 +177,3 @@ def test_the_app_uses_both_fixes() -> None:
     consumer_class = app.transport.Consumer
     assert issubclass(consumer_class, AIOKafkaConsumer)
     assert consumer_class.wait_first is not AIOKafkaConsumer.wait_first
-
-
-def test_raw_bytes_makes_events_of_the_message_as_it_came() -> None:
-    app = App("vdp-test-raw")
-    message = Message(
-        "telemetry.raw", 3, 42, 1_700_000_000.0, 0, [("h", b"1")], b"VIN", b"\xc3\x01body",
-        None, tp=TP("telemetry.raw", 3),
-    )  # fmt: skip
-    event = run(RawBytes().compile(app)(message))
-    assert isinstance(event, Event_)
-    assert (event.app, event.key, event.value, event.message) == (
-        app,
-        b"VIN",
-        b"\xc3\x01body",
-        message,
-    )
-    assert event.headers == {"h": b"1"}
-    assert not event.acked
-
-
-def test_the_app_leaves_faust_monitor_out_of_its_sensors() -> None:
-    plain, ours = faust.App("vdp-test-plain"), App("vdp-test-ours")
-    plain.on_init_dependencies()
-    ours.on_init_dependencies()
-    assert plain.monitor in set(plain.sensors)
-    assert ours.monitor not in set(ours.sensors)

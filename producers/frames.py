@@ -369,8 +369,10 @@ def shapes(signals: Sequence[Signal], count: int) -> list[Shape]:
         if s.present is not None and id(s.present) not in bits:
             bits[id(s.present)] = len(bits)
             code |= s.present.astype(np.int64) << len(bits) - 1
-    if not bits:
-        return [_shape(signals, None, count)]
+    if not bits or not count or code.min() == code.max():  # one shape: no sorting
+        first = int(code[0]) if count else 0
+        chosen = [s for s in signals if s.present is None or first >> bits[id(s.present)] & 1]
+        return [_shape(chosen, None, count)]
     # Rows sorted by shape: one gather per signal, then each shape's columns are slices.
     order = np.argsort(code, kind="stable")
     code = code[order]

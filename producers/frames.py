@@ -372,7 +372,7 @@ def shapes(signals: Sequence[Signal], count: int) -> list[Shape]:
     if not bits or not count or code.min() == code.max():  # one shape: no sorting
         first = int(code[0]) if count else 0
         chosen = [s for s in signals if s.present is None or first >> bits[id(s.present)] & 1]
-        return [_shape(chosen, None, count)]
+        return [_shape(chosen, [s.values for s in chosen], None, count)]
     # Rows sorted by shape: one gather per signal, then each shape's columns are slices.
     order = np.argsort(code, kind="stable")
     code = code[order]
@@ -381,23 +381,26 @@ def shapes(signals: Sequence[Signal], count: int) -> list[Shape]:
     starts = np.flatnonzero(np.diff(code, prepend=-1)).tolist()
     for start, end in zip(starts, [*starts[1:], count], strict=True):
         shape_code = int(code[start])
-        chosen = [
-            Signal(s.field, s.key, v[start:end])
-            for s, v in zip(signals, values, strict=True)
-            if s.present is None or shape_code >> bits[id(s.present)] & 1
-        ]
-        whole = end - start == count
-        found.append(_shape(chosen, None if whole else order[start:end], end - start))
+        chosen, columns = [], []
+        for s, v in zip(signals, values, strict=True):
+            if s.present is None or shape_code >> bits[id(s.present)] & 1:
+                chosen.append(s)
+                columns.append(v[start:end])
+        rows = None if end - start == count else order[start:end]
+        found.append(_shape(chosen, columns, rows, end - start))
     return found
 
 
-def _shape(signals: Sequence[Signal], rows: Array | None, count: int) -> Shape:
+def _shape(
+    signals: Sequence[Signal], columns: Sequence[Array], rows: Array | None, count: int
+) -> Shape:
+    """`signals` (with `columns`, their values for the shape's rows) sorted into maps."""
     keys: list[list[str]] = [[], [], [], []]
-    columns: list[list[Array]] = [[], [], [], []]
-    for s in signals:
+    by_map: list[list[Array]] = [[], [], [], []]
+    for s, column in zip(signals, columns, strict=True):
         keys[s.field].append(s.key)
-        columns[s.field].append(s.values)
-    return Shape(rows, count, tuple(map(tuple, keys)), tuple(columns))
+        by_map[s.field].append(column)
+    return Shape(rows, count, tuple(map(tuple, keys)), tuple(by_map))
 
 
 def select(columns: Columns, which: Array | slice) -> Columns:

@@ -47,13 +47,13 @@ class FrameBatch(NamedTuple):
 
     time_ms: int
     cars: list[int]  # car indexes
-    vins: list[str]
     seqs: list[int]
-    firmware: list[str]
     shapes: list[frames.Shape]
+    fleet: tuple[list[str], list[str]]  # every car's VIN and firmware, by car index
 
     def emissions(self) -> Iterator[Emission]:
-        now, vins, seqs, firmware = self.time_ms, self.vins, self.seqs, self.firmware
+        now, seqs = self.time_ms, self.seqs
+        vins, firmware = (list(map(column.__getitem__, self.cars)) for column in self.fleet)
         records: list[dict[str, Any]] = [{}] * len(self.cars)
         for shape in self.shapes:
             rows = range(shape.size) if shape.rows is None else shape.rows.tolist()
@@ -86,6 +86,7 @@ class Simulator:
         self._firmware = [FIRMWARE_VERSIONS[i % len(FIRMWARE_VERSIONS)] for i in indexes]
         self._keys = car_keys(config.seed, indexes)
         self._vins = [car.vin for car in self._cars]
+        self._fleet = (self._vins, self._firmware)
 
     @property
     def vins(self) -> list[str]:
@@ -139,15 +140,8 @@ class Simulator:
             due_ms[due] = now + parked_ms
 
     def _batch(self, state: FleetState, idx: Array, now: int, signals: list[Signal]) -> FrameBatch:
-        cars = idx.tolist()
-        return FrameBatch(
-            now,
-            cars,
-            list(map(self._vins.__getitem__, cars)),
-            state.v["seq"][idx].tolist(),
-            list(map(self._firmware.__getitem__, cars)),
-            frames.shapes(signals, len(cars)),
-        )
+        shapes = frames.shapes(signals, len(idx))
+        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), shapes, self._fleet)
 
     def _parked_frames(
         self, state: FleetState, due: Array, now: int, last_ms: list[int]

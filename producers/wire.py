@@ -44,7 +44,8 @@ class _Table(dict[Any, bytes]):
 
     A column's values repeat (pedal positions, gears, seq numbers across cars, a handful
     of strings), so `map(table.__getitem__, values)` runs in C for nearly every value; a
-    varint byte matrix with a mask cost more per frame than the whole produce call.
+    varint byte matrix with a mask (a per-byte boolean compress of each row, keys
+    included) cost several times as much per frame.
     """
 
     _LIMIT = 1 << 16  # values remembered (a few MB); beyond that, start afresh

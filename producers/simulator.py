@@ -25,8 +25,9 @@ from producers.fleet import (
     ownership_timeline,
 )
 from producers.fleetstep import FleetState
-from producers.frames import Array, Signal
+from producers.frames import Array
 from producers.noise import Draw, car_keys
+from producers.shapes import Shape, Signal, frame_record, shapes
 from producers.wire import FrameWriter
 from schemas.codec import AvroCodec
 
@@ -48,7 +49,7 @@ class FrameBatch(NamedTuple):
     time_ms: int
     cars: list[int]  # car indexes
     seqs: list[int]
-    shapes: list[frames.Shape]
+    shapes: list[Shape]
     fleet: tuple[list[str], list[str]]  # every car's VIN and firmware, by car index
 
     def emissions(self) -> Iterator[Emission]:
@@ -58,7 +59,7 @@ class FrameBatch(NamedTuple):
         for shape in self.shapes:
             rows = range(shape.size) if shape.rows is None else shape.rows.tolist()
             for k, maps in zip(rows, shape.maps(), strict=True):
-                records[k] = frames.frame_record(vins[k], seqs[k], now, firmware[k], maps)
+                records[k] = frame_record(vins[k], seqs[k], now, firmware[k], maps)
         for vin, record in zip(vins, records, strict=True):
             yield Emission("frame", vin, now, record)
 
@@ -140,8 +141,8 @@ class Simulator:
             due_ms[due] = now + parked_ms
 
     def _batch(self, state: FleetState, idx: Array, now: int, signals: list[Signal]) -> FrameBatch:
-        shapes = frames.shapes(signals, len(idx))
-        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), shapes, self._fleet)
+        split = shapes(signals, len(idx))
+        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), split, self._fleet)
 
     def _parked_frames(
         self, state: FleetState, due: Array, now: int, last_ms: list[int]

@@ -1,6 +1,6 @@
 """Messages for a tick's frames at once, straight from the columns.
 
-The frames of one shape (the same signals in the same order, `frames.Shape`) share one
+The frames of one shape (the same signals in the same order, `shapes.Shape`) share one
 layout: the fixed-width maps (doubles, booleans) are rows of a NumPy structured array
 whose key fields are written once; each varint (seq, each value of the longs map with
 its key) is looked up in a table of the values met so far; a message is the join of
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from producers.frames import Shape, frame_record
+from producers.shapes import Shape, frame_record
 from schemas.codec import MARKER, AvroCodec, write_long
 
 Array = NDArray[Any]

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers import frames
-from producers.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS, Shape, Signal
+from producers import shapes
+from producers.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
+from producers.shapes import Shape, Signal
 from producers.wire import FrameWriter, _Table
 from schemas.codec import AvroCodec, load_versions, telemetry_codec, write_long
 
@@ -48,7 +49,7 @@ def test_a_layout_matches_the_codec_for_any_values_and_any_subset_of_maps(
             "event_time": event_time,
             **{
                 field: {key: col[k].item() for key, col in zip(names, group, strict=True)}
-                for field, names, group in zip(frames.MAP_FIELDS, keys, columns, strict=True)
+                for field, names, group in zip(shapes.MAP_FIELDS, keys, columns, strict=True)
             },
             "firmware": firmware[k],
         }
@@ -65,23 +66,23 @@ def test_frames_of_several_shapes_come_back_in_batch_order() -> None:
     codec = telemetry_codec()
     cruise = np.array([True, False, True, False])
     signals = [
-        Signal(frames.DOUBLES, "Vehicle.Speed", np.array([1.0, 2.0, 3.0, 4.0])),
-        Signal(frames.DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", np.full(4, 9.0), cruise),
-        Signal(frames.LONGS, "Vehicle.Diagnostics.DTCCount", np.arange(4), ~cruise),
+        Signal(shapes.DOUBLES, "Vehicle.Speed", np.array([1.0, 2.0, 3.0, 4.0])),
+        Signal(shapes.DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", np.full(4, 9.0), cruise),
+        Signal(shapes.LONGS, "Vehicle.Diagnostics.DTCCount", np.arange(4), ~cruise),
     ]
-    shapes = frames.shapes(signals, 4)
-    assert sorted(s.rows.tolist() for s in shapes if s.rows is not None) == [[0, 2], [1, 3]]
+    split = shapes.shapes(signals, 4)
+    assert sorted(s.rows.tolist() for s in split if s.rows is not None) == [[0, 2], [1, 3]]
     vins = [f"VIN{i:014d}" for i in range(4)]
     writer = FrameWriter(codec, vins, ["fw"] * 4)
-    messages = writer.encode([0, 1, 2, 3], [5, 6, 7, 8], 1000, shapes)
+    messages = writer.encode([0, 1, 2, 3], [5, 6, 7, 8], 1000, split)
     assert [codec.decode(m)["doubles"]["Vehicle.Speed"] for m in messages] == [1.0, 2.0, 3.0, 4.0]
     assert [codec.decode(m)["vin"] for m in messages] == vins
     assert "Vehicle.Diagnostics.DTCCount" in codec.decode(messages[1])["longs"]
 
 
 def test_one_shape_when_every_frame_reports_every_signal() -> None:
-    signals = [Signal(frames.BOOLEANS, "Vehicle.IsMoving", np.ones(3, dtype=bool))]
-    (shape,) = frames.shapes(signals, 3)
+    signals = [Signal(shapes.BOOLEANS, "Vehicle.IsMoving", np.ones(3, dtype=bool))]
+    (shape,) = shapes.shapes(signals, 3)
     assert shape.rows is None and shape.size == 3 and shape.samples == 1
 
 

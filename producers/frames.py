@@ -1,14 +1,14 @@
 """What a car reports: its state rendered as catalog signals, grouped by category.
 
-The every-tick groups of driving cars (driving, location) are computed for the whole fleet
-at once from the state arrays (`driving_columns`); the slower groups write into one car's
-frame maps (`doubles`, `longs`, `booleans`, `strings`) with literal keys.
+Every group is computed for many cars at once from the state arrays: a group function
+takes the cars' state (`CarColumns`) and returns one column per signal (a
+`producers.shapes.Signal`), with a mask where a signal is reported by some cars only
+(cruise speed while cruising, diagnostics every ten seconds).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,34 +24,12 @@ from producers.physics import (
     WH_PER_KM,
     WHEEL_RADIUS_M,
     WHEELBASE_M,
-    Car,
 )
 from producers.physics import STEERING_RATIO as _STEER
+from producers.shapes import BOOLEANS, DOUBLES, LONGS, STRINGS, Signal
 
-Maps = tuple[dict[str, float], dict[str, int], dict[str, bool], dict[str, str]]
 Array = NDArray[Any]
 _RPM_PER_MS = 60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M)
-
-
-def new_frame(car: Car, event_time: int, firmware: str) -> tuple[dict[str, Any], Maps]:
-    """An empty frame for `car`'s next sequence number, and its four maps to fill."""
-    car.seq += 1
-    maps: Maps = ({}, {}, {}, {})
-    return frame_record(car.vin, car.seq, event_time, firmware, maps), maps
-
-
-def frame_record(vin: str, seq: int, event_time: int, firmware: str, maps: Maps) -> dict[str, Any]:
-    """The frame record (the Avro schema's shape) around its four maps."""
-    return {
-        "vin": vin,
-        "seq": seq,
-        "event_time": event_time,
-        "doubles": maps[0],
-        "longs": maps[1],
-        "booleans": maps[2],
-        "strings": maps[3],
-        "firmware": firmware,
-    }
 
 
 LOCATION = (
@@ -87,7 +65,6 @@ DRIVING_BOOLEANS = (
     "Vehicle.ADAS.ESC.IsEngaged",
     "Vehicle.ADAS.EBA.IsEngaged",
 )
-Rows = Iterator[tuple[tuple[float, ...], tuple[int, ...], tuple[bool, ...]]]
 Columns = tuple[list[Array], list[Array], list[Array]]  # doubles, longs, booleans
 
 
@@ -151,98 +128,176 @@ def driving_columns(state: FleetState, idx: Array, vertical: Array) -> Columns:
     return doubles, longs, booleans
 
 
-def select(columns: Columns, which: Array) -> Columns:
-    """The rows `which` (a mask or indexes) of every column."""
-    return tuple([c[which] for c in group] for group in columns)  # type: ignore[return-value]
+def driving(columns: Columns) -> list[Signal]:
+    """The `DRIVING_*` columns as signals."""
+    keys = (DRIVING_DOUBLES, DRIVING_LONGS, DRIVING_BOOLEANS)
+    return [
+        Signal(field, key, column)
+        for field, (names, group) in enumerate(zip(keys, columns, strict=True))
+        for key, column in zip(names, group, strict=True)
+    ]
 
 
-def rows(columns: Columns) -> Rows:
-    """Per car, its (doubles, longs, booleans) values as Python objects.
-
-    `.tolist()` converts a column in one call; converting NumPy scalars one by one would
-    cost more than the maths that made them.
-    """
-    return zip(*(zip(*[c.tolist() for c in group], strict=True) for group in columns), strict=True)
+# --- the slower groups, for many cars at once --------------------------------------------
+# Each mirrors a car's dashboard: the same arithmetic on float64 arrays as on Python
+# floats (IEEE operations, half-even rounding in both), so a value does not depend on
+# how many cars were computed together.
 
 
-def location(car: Car, maps: Maps) -> None:
-    values = _location(car.lat, car.lon, car.heading, car.altitude, car.speed)
-    maps[0].update(zip(LOCATION, values, strict=True))
+class CarColumns:
+    """The state of the cars `idx`, one array per `Car` field, gathered when first used."""
+
+    def __init__(self, state: FleetState, idx: Array) -> None:
+        self.state = state
+        self.idx = idx
+        self._gathered: dict[str, Array] = {}
+
+    def __getitem__(self, name: str) -> Array:
+        column = self._gathered.get(name)
+        if column is None:
+            column = self._gathered[name] = self.state.v[name][self.idx]
+        return column
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def full(self, value: Any) -> Array:
+        return np.full(len(self.idx), value)
 
 
-def battery(car: Car, maps: Maps) -> None:
-    d, n, b, s = maps
-    soc, power = car.soc, car.power_w
+def _some(present: Array) -> Array | None:
+    """`present`, or None when every car reports (one frame shape fewer to tell apart)."""
+    return None if present.all() else present
+
+
+def _int(values: Array) -> Array:
+    """Rounded half to even, as Python's `round`, as int64."""
+    return np.round(values).astype(np.int64)
+
+
+def location(c: CarColumns) -> list[Signal]:
+    values = _location(c["lat"], c["lon"], c["heading"], c["altitude"], c["speed"])
+    return [Signal(DOUBLES, key, v) for key, v in zip(LOCATION, values, strict=True)]
+
+
+def battery(c: CarColumns) -> list[Signal]:
+    soc, power = c["soc"], c["power_w"]
     voltage = 330.0 + 0.8 * soc
-    charging = car.charging_kw > 0.0
-    d["Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"] = soc
-    d["Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed"] = float(math.floor(soc))
-    d["Vehicle.Powertrain.TractionBattery.CurrentVoltage"] = voltage
-    d["Vehicle.Powertrain.TractionBattery.CurrentCurrent"] = power / voltage
-    d["Vehicle.Powertrain.TractionBattery.CurrentPower"] = power
-    d["Vehicle.Powertrain.TractionBattery.Temperature.Average"] = (
-        car.ambient_c + 5.0 + abs(power) / 10_000.0
-    )
-    n["Vehicle.Powertrain.TractionBattery.Range"] = round(soc / 100.0 * PACK_WH / WH_PER_KM * 1000)
-    b["Vehicle.Powertrain.TractionBattery.Charging.IsCharging"] = charging
-    b["Vehicle.Powertrain.TractionBattery.Charging.IsChargingCableConnected"] = charging
-    s["Vehicle.Powertrain.TractionBattery.Charging.State"] = (
-        "CHARGING" if charging else "NOT_CONNECTED"
-    )
-    n["Vehicle.Powertrain.TractionBattery.Charging.TimeToComplete"] = (
-        round((car.charge_to - soc) / 100.0 * PACK_WH / max(power, 1.0) * 3600.0) if charging else 0
-    )
+    charging = c["charging_kw"] > 0.0
+    to_full = _int((c["charge_to"] - soc) / 100.0 * PACK_WH / np.maximum(power, 1.0) * 3600.0)
+    return [
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", soc),
+        Signal(
+            DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed", np.floor(soc)
+        ),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentVoltage", voltage),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentCurrent", power / voltage),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentPower", power),
+        Signal(
+            DOUBLES,
+            "Vehicle.Powertrain.TractionBattery.Temperature.Average",
+            c["ambient_c"] + 5.0 + np.abs(power) / 10_000.0,
+        ),
+        Signal(
+            LONGS,
+            "Vehicle.Powertrain.TractionBattery.Range",
+            _int(soc / 100.0 * PACK_WH / WH_PER_KM * 1000),
+        ),
+        Signal(BOOLEANS, "Vehicle.Powertrain.TractionBattery.Charging.IsCharging", charging),
+        Signal(
+            BOOLEANS,
+            "Vehicle.Powertrain.TractionBattery.Charging.IsChargingCableConnected",
+            charging,
+        ),
+        Signal(
+            STRINGS,
+            "Vehicle.Powertrain.TractionBattery.Charging.State",
+            np.where(charging, "CHARGING", "NOT_CONNECTED"),
+        ),
+        Signal(
+            LONGS,
+            "Vehicle.Powertrain.TractionBattery.Charging.TimeToComplete",
+            np.where(charging, to_full, 0),
+        ),
+    ]
 
 
-def adas(car: Car, maps: Maps) -> None:
-    d, _, b, s = maps
-    s["Vehicle.ADAS.ActiveAutonomyLevel"] = "SAE_2" if car.cruise else "SAE_0"
-    b["Vehicle.ADAS.CruiseControl.IsActive"] = car.cruise
-    if car.cruise:
-        d["Vehicle.ADAS.CruiseControl.SpeedSet"] = car.target * 3.6
-    b["Vehicle.ADAS.LaneDepartureDetection.IsEnabled"] = True
-    b["Vehicle.ADAS.LaneDepartureDetection.IsWarning"] = car.lane_warning
-    b["Vehicle.ADAS.ObstacleDetection.IsWarning"] = car.hard_brake_left > 0.0
+def adas(c: CarColumns) -> list[Signal]:
+    cruise = c["cruise"]
+    return [
+        Signal(STRINGS, "Vehicle.ADAS.ActiveAutonomyLevel", np.where(cruise, "SAE_2", "SAE_0")),
+        Signal(BOOLEANS, "Vehicle.ADAS.CruiseControl.IsActive", cruise),
+        Signal(DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", c["target"] * 3.6, _some(cruise)),
+        Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsEnabled", c.full(True)),
+        Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsWarning", c["lane_warning"]),
+        Signal(BOOLEANS, "Vehicle.ADAS.ObstacleDetection.IsWarning", c["hard_brake_left"] > 0.0),
+    ]
 
 
-def cabin(car: Car, maps: Maps) -> None:
-    d, _, b, _ = maps
-    driving = car.driving
-    d["Vehicle.Cabin.HVAC.AmbientAirTemperature"] = car.cabin_c
-    b["Vehicle.Cabin.Seat.Row1.DriverSide.IsOccupied"] = driving
-    b["Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted"] = driving and car.driver_belted
-    b["Vehicle.Cabin.Seat.Row1.PassengerSide.IsOccupied"] = driving and car.passenger
-    b["Vehicle.Cabin.Seat.Row1.PassengerSide.IsBelted"] = (
-        driving and car.passenger and car.passenger_belted
-    )
-    if driving:
-        b["Vehicle.Driver.IsEyesOnRoad"] = not car.lane_warning
-        d["Vehicle.Driver.FatigueLevel"] = car.fatigue
+def cabin(c: CarColumns) -> list[Signal]:
+    driving, passenger = c["driving"], c["passenger"]
+    in_seat = _some(driving)
+    return [
+        Signal(DOUBLES, "Vehicle.Cabin.HVAC.AmbientAirTemperature", c["cabin_c"]),
+        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.DriverSide.IsOccupied", driving),
+        Signal(
+            BOOLEANS, "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted", driving & c["driver_belted"]
+        ),
+        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.PassengerSide.IsOccupied", driving & passenger),
+        Signal(
+            BOOLEANS,
+            "Vehicle.Cabin.Seat.Row1.PassengerSide.IsBelted",
+            driving & passenger & c["passenger_belted"],
+        ),
+        Signal(BOOLEANS, "Vehicle.Driver.IsEyesOnRoad", ~c["lane_warning"], in_seat),
+        Signal(DOUBLES, "Vehicle.Driver.FatigueLevel", c["fatigue"], in_seat),
+    ]
 
 
-def vehicle_state(car: Car, maps: Maps) -> None:
-    d, _, b, s = maps
-    d["Vehicle.TraveledDistance"] = car.odometer_km
-    d["Vehicle.Exterior.AirTemperature"] = car.ambient_c
-    b["Vehicle.IsMoving"] = car.speed > 0.0
-    b["Vehicle.Cabin.Door.Row1.DriverSide.IsOpen"] = False
-    b["Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"] = True
-    s["Vehicle.LowVoltageSystemState"] = "ON" if car.driving else "LOCK"
+def vehicle_state(c: CarColumns) -> list[Signal]:
+    return [
+        Signal(DOUBLES, "Vehicle.TraveledDistance", c["odometer_km"]),
+        Signal(DOUBLES, "Vehicle.Exterior.AirTemperature", c["ambient_c"]),
+        Signal(BOOLEANS, "Vehicle.IsMoving", c["speed"] > 0.0),
+        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", c.full(False)),
+        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", c.full(True)),
+        Signal(STRINGS, "Vehicle.LowVoltageSystemState", np.where(c["driving"], "ON", "LOCK")),
+    ]
 
 
-def diagnostics(car: Car, maps: Maps) -> None:
-    d, n, b, s = maps
-    tyres = car.tyres_kpa
-    n["Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"] = round(tyres[0])
-    n["Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure"] = round(tyres[1])
-    n["Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure"] = round(tyres[2])
-    n["Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure"] = round(tyres[3])
-    n["Vehicle.Diagnostics.DTCCount"] = len(car.trouble_codes)
-    if car.trouble_codes:
-        s["Vehicle.Diagnostics.DTCList"] = ",".join(car.trouble_codes)
-    to_service = 20_000.0 - car.odometer_km % 20_000.0
-    d["Vehicle.Service.DistanceToService"] = to_service
-    b["Vehicle.Service.IsServiceDue"] = to_service < 1_000.0
-    d["Vehicle.Powertrain.TractionBattery.StateOfHealth"] = car.soh
-    d["Vehicle.LowVoltageBattery.CurrentVoltage"] = 14.2 if car.driving else 12.6
-    d["Vehicle.Powertrain.ElectricMotor.Temperature"] = car.motor_c
+def diagnostics(c: CarColumns, when: Array | None = None) -> list[Signal]:
+    """The diagnostics group, reported by the cars `when` (a mask; None: all of them)."""
+    codes = [c.state.cars[i].trouble_codes for i in c.idx.tolist()]  # per-car lists
+    count = np.array([len(listed) for listed in codes], dtype=np.int64)
+    tyres = c.state.tyres[c.idx]
+    to_service = 20_000.0 - c["odometer_km"] % 20_000.0
+    with_codes = count > 0 if when is None else (count > 0) & when
+    axle = "Vehicle.Chassis.Axle.Row"
+    return [
+        Signal(LONGS, f"{axle}1.Wheel.Left.Tire.Pressure", _int(tyres[:, 0]), when),
+        Signal(LONGS, f"{axle}1.Wheel.Right.Tire.Pressure", _int(tyres[:, 1]), when),
+        Signal(LONGS, f"{axle}2.Wheel.Left.Tire.Pressure", _int(tyres[:, 2]), when),
+        Signal(LONGS, f"{axle}2.Wheel.Right.Tire.Pressure", _int(tyres[:, 3]), when),
+        Signal(LONGS, "Vehicle.Diagnostics.DTCCount", count, when),
+        Signal(
+            STRINGS,
+            "Vehicle.Diagnostics.DTCList",
+            np.array([",".join(listed) for listed in codes], dtype=str),
+            with_codes,
+        ),
+        Signal(DOUBLES, "Vehicle.Service.DistanceToService", to_service, when),
+        Signal(BOOLEANS, "Vehicle.Service.IsServiceDue", to_service < 1_000.0, when),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfHealth", c["soh"], when),
+        Signal(
+            DOUBLES,
+            "Vehicle.LowVoltageBattery.CurrentVoltage",
+            np.where(c["driving"], 14.2, 12.6),
+            when,
+        ),
+        Signal(DOUBLES, "Vehicle.Powertrain.ElectricMotor.Temperature", c["motor_c"], when),
+    ]
+
+
+def select(columns: Columns, which: Array | slice) -> Columns:
+    """The rows `which` (a mask, indexes or a slice) of every column."""
+    return tuple([c[which] for c in group] for group in columns)  # type: ignore[return-value]

@@ -13,7 +13,7 @@ from typing import Any
 from producers.faults import FaultInjector, Outgoing
 from producers.manifest import ManifestBuilder
 from producers.publisher import OnDelivery, Sink
-from producers.simulator import DrivingBatch, Simulator
+from producers.simulator import FrameBatch, Simulator
 from schemas.codec import AvroCodec, ownership_codec
 
 PROGRESS_EVERY = 2_000  # messages between progress callbacks
@@ -52,18 +52,19 @@ def publish_run(
     ownership = ownership or ownership_codec()
     counts = RunCounts()
     next_progress = PROGRESS_EVERY
-    # With no manifest to feed and no fault to inject, a tick's plain driving frames go
-    # out encoded in bulk, never built as records: the bulk of the messages, cheaply.
+    # With no manifest to feed and no fault to inject, a tick's frames go out encoded in
+    # bulk, never built as records.
     bulk = simulator.frame_writer(injector.codec) if manifest is None and injector.passes else None
+    keys = [vin.encode() for vin in simulator.vins]
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)
-        if isinstance(item, DrivingBatch):
+        if isinstance(item, FrameBatch):
             if bulk is not None:
-                values = bulk.encode(item.cars, item.seqs, item.time_ms, *item.columns)
-                sink.send_many(topics.raw, [vin.encode() for vin in item.vins], values)
+                values = bulk.encode(item.cars, item.seqs, item.time_ms, item.shapes)
+                sink.send_many(topics.raw, list(map(keys.__getitem__, item.cars)), values)
                 counts.frames += len(values)
-                counts.samples += len(values) * item.samples_per_frame
+                counts.samples += item.samples
                 counts.messages += len(values)
             else:
                 for emission in item.emissions():

@@ -4,7 +4,8 @@ Simulated time advances in ticks of 1/hz seconds from the configured start; noth
 the wall clock. Driving cars report every tick (driving and location signals), their
 slower groups every second or every ten seconds; parked cars wake up every
 `parked_interval_s` and report their state. All driving cars step together on arrays
-(`producers.fleetstep`); the rare per-car paths run on that car's `Car`.
+(`producers.fleetstep`), and their frames are rendered from the arrays a tick at a time
+(`producers.frames`); the rare per-car paths run on that car's `Car`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from producers.fleet import (
     ownership_timeline,
 )
 from producers.fleetstep import FleetState
+from producers.frames import Array
 from producers.noise import Draw, car_keys
-from producers.physics import Car
-from producers.wire import DrivingFrameWriter
+from producers.shapes import Shape, Signal, frame_record, shapes
+from producers.wire import FrameWriter
 from schemas.codec import AvroCodec
 
 
@@ -37,8 +39,8 @@ class Emission(NamedTuple):
     record: dict[str, Any]
 
 
-class DrivingBatch(NamedTuple):
-    """One tick's plain driving frames (the `frames.DRIVING_*` signals only), as columns.
+class FrameBatch(NamedTuple):
+    """One tick's frames of one kind (plain driving, once a second, parked), as columns.
 
     `Simulator.run` turns it into frame records; a publisher with nothing to add to the
     frames encodes it in bulk (`producers.wire`) without building them.
@@ -46,22 +48,24 @@ class DrivingBatch(NamedTuple):
 
     time_ms: int
     cars: list[int]  # car indexes
-    vins: list[str]
     seqs: list[int]
-    columns: frames.Columns
-    firmware: list[str]
+    shapes: list[Shape]
+    fleet: tuple[list[str], list[str]]  # every car's VIN and firmware, by car index
 
     def emissions(self) -> Iterator[Emission]:
-        rows = frames.rows(self.columns)
-        for vin, seq, firmware, (d, n, b) in zip(
-            self.vins, self.seqs, self.firmware, rows, strict=True
-        ):
-            record = frames.frame_record(vin, seq, self.time_ms, firmware, _maps(d, n, b))
-            yield Emission("frame", vin, self.time_ms, record)
+        now, seqs = self.time_ms, self.seqs
+        vins, firmware = (list(map(column.__getitem__, self.cars)) for column in self.fleet)
+        records: list[dict[str, Any]] = [{}] * len(self.cars)
+        for shape in self.shapes:
+            rows = range(shape.size) if shape.rows is None else shape.rows.tolist()
+            for k, maps in zip(rows, shape.maps(), strict=True):
+                records[k] = frame_record(vins[k], seqs[k], now, firmware[k], maps)
+        for vin, record in zip(vins, records, strict=True):
+            yield Emission("frame", vin, now, record)
 
     @property
-    def samples_per_frame(self) -> int:
-        return sum(len(group) for group in self.columns)
+    def samples(self) -> int:
+        return sum(shape.size * shape.samples for shape in self.shapes)
 
 
 class Simulator:
@@ -82,26 +86,27 @@ class Simulator:
         self._phase = np.array([car.rng.randrange(config.hz * 10) for car in self._cars])
         self._firmware = [FIRMWARE_VERSIONS[i % len(FIRMWARE_VERSIONS)] for i in indexes]
         self._keys = car_keys(config.seed, indexes)
+        self._vins = [car.vin for car in self._cars]
+        self._fleet = (self._vins, self._firmware)
 
     @property
     def vins(self) -> list[str]:
-        return [car.vin for car in self._cars]
+        return list(self._vins)
 
-    def frame_writer(self, codec: AvroCodec) -> DrivingFrameWriter:
-        """The bulk encoder of this fleet's `DrivingBatch`es."""
-        keys = (frames.DRIVING_DOUBLES, frames.DRIVING_LONGS, frames.DRIVING_BOOLEANS)
-        return DrivingFrameWriter(codec, keys, self.vins, self._firmware)
+    def frame_writer(self, codec: AvroCodec) -> FrameWriter:
+        """The bulk encoder of this fleet's `FrameBatch`es."""
+        return FrameWriter(codec, self.vins, self._firmware)
 
     def run(self) -> Iterator[Emission]:
         """Every emission of the run in simulated-time order (deliveries first)."""
         for item in self.stream():
-            if isinstance(item, DrivingBatch):
+            if isinstance(item, FrameBatch):
                 yield from item.emissions()
             else:
                 yield item
 
-    def stream(self) -> Iterator[Emission | DrivingBatch]:
-        """`run`, with each tick's plain driving frames left as one `DrivingBatch`."""
+    def stream(self) -> Iterator[Emission | FrameBatch]:
+        """`run`, with each tick's frames left as a few `FrameBatch`es."""
         config = self.config
         hz, start = config.hz, config.start_ms
         dt_ms = 1000 // hz
@@ -135,67 +140,60 @@ class Simulator:
             last_ms[due] = now
             due_ms[due] = now + parked_ms
 
+    def _batch(self, state: FleetState, idx: Array, now: int, signals: list[Signal]) -> FrameBatch:
+        split = shapes(signals, len(idx))
+        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), split, self._fleet)
+
     def _parked_frames(
-        self, state: FleetState, due: np.ndarray[Any, Any], now: int, last_ms: list[int]
-    ) -> Iterator[Emission]:
+        self, state: FleetState, due: Array, now: int, last_ms: list[int]
+    ) -> Iterator[FrameBatch]:
         """Parked cars `due` rest since they last stepped (`last_ms`), then report."""
+        if not due.size:
+            return
         cars = due.tolist()
         for i, car, last in zip(cars, state.load_many(cars), last_ms, strict=True):
             car.rest((now - last) / 1000.0)
-            yield Emission("frame", car.vin, now, _parked_frame(car, now, self._firmware[i]))
             state.store(i, car)
+        state.v["seq"][due] += 1
+        c = frames.CarColumns(state, due)
+        signals = [
+            *frames.location(c),
+            *frames.battery(c),
+            *frames.cabin(c),
+            *frames.vehicle_state(c),
+            *frames.diagnostics(c),
+        ]
+        yield self._batch(state, due, now, signals)
 
     def _driving_frames(
-        self, state: FleetState, idx: np.ndarray[Any, Any], tick: int, now: int
-    ) -> Iterator[Emission | DrivingBatch]:
+        self, state: FleetState, idx: Array, tick: int, now: int
+    ) -> Iterator[FrameBatch]:
         """The frames of the cars `idx` that stepped this tick and still drive."""
         still = state.v["driving"][idx]
-        idx = idx[still]
         hz = self.config.hz
-        phase = (tick + self._phase[idx]) % (10 * hz)
-        state.v["seq"][idx] += 1
-        columns = frames.driving_columns(state, idx, state.noise[still, Draw.VERTICAL])
+        phase = (tick + self._phase[idx[still]]) % (10 * hz)
         plain = phase % hz != 0  # the others add their once-a-second groups
-        cars = idx[plain].tolist()
-        yield DrivingBatch(
-            now,
-            cars,
-            [self._cars[i].vin for i in cars],
-            state.v["seq"][idx[plain]].tolist(),
-            frames.select(columns, plain),
-            [self._firmware[i] for i in cars],
-        )
-        slow = ~plain
-        every_ten = (phase[slow] == 0).tolist()
-        rows = frames.rows(frames.select(columns, slow))
-        cars = idx[slow].tolist()
-        loaded = state.load_many(cars)
-        for i, car, diagnostics, (d, n, b) in zip(cars, loaded, every_ten, rows, strict=True):
-            maps = _maps(d, n, b)
-            frames.battery(car, maps)
-            frames.adas(car, maps)
-            frames.cabin(car, maps)
-            frames.vehicle_state(car, maps)
-            if diagnostics:  # once every ten seconds
-                frames.diagnostics(car, maps)
-            record = frames.frame_record(car.vin, car.seq, now, self._firmware[i], maps)
-            yield Emission("frame", car.vin, now, record)
-
-
-def _maps(d: tuple[float, ...], n: tuple[int, ...], b: tuple[bool, ...]) -> frames.Maps:
-    return (
-        dict(zip(frames.DRIVING_DOUBLES, d, strict=True)),
-        dict(zip(frames.DRIVING_LONGS, n, strict=True)),
-        dict(zip(frames.DRIVING_BOOLEANS, b, strict=True)),
-        {},
-    )
-
-
-def _parked_frame(car: Car, now: int, firmware: str) -> dict[str, Any]:
-    frame, maps = frames.new_frame(car, now, firmware)
-    frames.location(car, maps)
-    frames.battery(car, maps)
-    frames.cabin(car, maps)
-    frames.vehicle_state(car, maps)
-    frames.diagnostics(car, maps)
-    return frame
+        # Plain cars first, then the others, each in car order (the order frames are sent
+        # in): each batch's columns are then a slice of the tick's, not a gather.
+        order = np.concatenate([np.flatnonzero(plain), np.flatnonzero(~plain)])
+        idx, phase = idx[still][order], phase[order]
+        state.v["seq"][idx] += 1
+        vertical = state.noise[still, Draw.VERTICAL][order]
+        columns = frames.driving_columns(state, idx, vertical)
+        split = int(plain.sum())
+        if split:
+            head = frames.select(columns, slice(0, split))
+            yield self._batch(state, idx[:split], now, frames.driving(head))
+        if split == len(idx):
+            return
+        slow = idx[split:]
+        c = frames.CarColumns(state, slow)
+        signals = [
+            *frames.driving(frames.select(columns, slice(split, None))),
+            *frames.battery(c),
+            *frames.adas(c),
+            *frames.cabin(c),
+            *frames.vehicle_state(c),
+            *frames.diagnostics(c, when=phase[split:] == 0),  # once every ten seconds
+        ]
+        yield self._batch(state, slow, now, signals)

@@ -1,27 +1,30 @@
-"""Messages for a whole tick's plain driving frames at once, straight from the columns.
+"""Messages for a tick's frames at once, straight from the columns.
 
-Most frames (a driving car between its once-a-second reports) have one shape: the
-driving and location groups, no strings. For those the Avro body is built in bulk: the
-fixed-width maps (doubles, booleans) as rows of a NumPy structured array whose key fields
-are filled once, the variable-width varints (seq, event_time, the longs map) as a byte
-matrix with a mask, and a frame is a join of a few slices. No per-frame dict is built.
+The frames of one shape (the same signals in the same order, `shapes.Shape`) share one
+layout: the fixed-width maps (doubles, booleans) are rows of a NumPy structured array
+whose key fields are written once; each varint (seq, each value of the longs map with
+its key) is looked up in a table of the values met so far; a message is the join of
+these pieces. The pieces are made and joined by C loops (`tolist`, `map`, `zip`), so no
+Python bytecode runs per message, and no per-frame dict is built.
 
 The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that,
-and `DrivingFrameWriter` checks it against the codec when built).
+and each layout is checked against the codec when first built).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from producers.shapes import Shape, frame_record
 from schemas.codec import MARKER, AvroCodec, write_long
 
 Array = NDArray[Any]
-_MAX_VARINT = 10  # bytes of the longest 64-bit varint
+Keys = tuple[tuple[str, ...], ...]  # per map: doubles, longs, booleans, strings
+_NO_ENTRIES = b"\x00"  # an empty map: just the end marker
 
 
 def _string(text: str) -> bytes:
@@ -29,141 +32,186 @@ def _string(text: str) -> bytes:
     return write_long(len(raw)) + raw
 
 
-def _varint_rows(columns: Sequence[Array], consts: Sequence[bytes]) -> tuple[bytes, list[int]]:
-    """Rows `consts[0] v0 consts[1] v1 … consts[-1]` with the v as Avro longs, concatenated.
+def _map_consts(keys: Sequence[str]) -> list[bytes]:
+    """The constant bytes around a map's values: block count and first key, keys, end."""
+    encoded = [_string(k) for k in keys]
+    encoded[0] = write_long(len(keys)) + encoded[0]
+    return [*encoded, _NO_ENTRIES]
 
-    Returns the bytes of all rows and the offsets of each row (len(rows) + 1 of them).
+
+class _Table(dict[Any, bytes]):
+    """`prefix` + a value's Avro encoding, made on first use and then looked up.
+
+    A column's values repeat (pedal positions, gears, seq numbers across cars, a handful
+    of strings), so `map(table.__getitem__, values)` runs in C for nearly every value; a
+    varint byte matrix with a mask (a per-byte boolean compress of each row, keys
+    included) cost several times as much per frame.
     """
-    n = len(columns[0])
-    blocks: list[Array] = []
-    masks: list[Array] = []
-    lengths = np.full(n, sum(len(c) for c in consts), dtype=np.int64)
-    for const, column in zip(consts, [*columns, None], strict=True):
-        if const:
-            blocks.append(np.broadcast_to(np.frombuffer(const, dtype=np.uint8), (n, len(const))))
-            masks.append(np.ones((n, len(const)), dtype=bool))
-        if column is None:
-            break
-        v = column.astype(np.int64)
-        z = ((v << 1) ^ (v >> 63)).view(np.uint64)  # zig-zag
-        size = np.ones(n, dtype=np.int64)
-        top, width = int(z.max()), 1
-        while width < _MAX_VARINT and top >> (7 * width):  # only the widths that occur
-            size += z >= np.uint64(1 << (7 * width))
-            width += 1
-        shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-        groups = ((z[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-        position = np.arange(width)
-        groups |= np.where(position < size[:, None] - 1, 0x80, 0).astype(np.uint8)  # more follow
-        blocks.append(groups)
-        masks.append(position < size[:, None])
-        lengths += size
-    matrix = np.hstack(blocks)
-    data = matrix[np.hstack(masks)].tobytes()
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return data, offsets.tolist()
+
+    _LIMIT = 1 << 16  # values remembered (a few MB); beyond that, start afresh
+
+    def __init__(self, prefix: bytes, write: Callable[[Any], bytes]) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.write = write
+
+    def __missing__(self, value: Any) -> bytes:
+        if len(self) >= self._LIMIT:
+            self.clear()
+        encoded = self[value] = self.prefix + self.write(value)
+        return encoded
+
+    def pieces(self, values: Sequence[Any]) -> list[bytes]:
+        return list(map(self.__getitem__, values))
 
 
 class _FixedMap:
     """A map of fixed-width values with fixed keys: rows of a structured array.
 
-    Each row is the block count, then key/value pairs, then the end marker 0; the key
-    fields are written once, so a tick only writes the value columns.
+    A row is `before`, the block count, the key/value pairs, the end marker 0, then
+    `after`: fixed-width bytes on either side of the map ride in the row (event_time
+    before the doubles, firmware after the booleans), so a message has fewer pieces to
+    join. The key fields are written when the rows are made; a tick writes the rest.
     """
 
-    def __init__(self, keys: Sequence[str], value_type: str, capacity: int) -> None:
-        encoded = [_string(k) for k in keys]
-        encoded[0] = write_long(len(keys)) + encoded[0]
-        layout: list[tuple[str, Any]] = []
-        for j, key in enumerate(encoded):
-            layout += [(f"k{j}", f"S{len(key)}"), (f"v{j}", value_type)]
-        layout.append(("end", "u1"))
-        self.rows = np.zeros(capacity, dtype=np.dtype(layout))
-        for j, key in enumerate(encoded):
-            self.rows[f"k{j}"] = key
-        self.width = self.rows.dtype.itemsize
-        self.count = len(keys)
+    def __init__(self, keys: Sequence[str], value_type: str) -> None:
+        self._keys = (_map_consts(keys) if keys else [_NO_ENTRIES])[:-1]
+        self._value_type = value_type
+        self._sides = (0, 0)  # the widths of `before` and `after` the rows have room for
+        self._rows = self._make(0, 0, 0)
 
-    def write(self, columns: Sequence[Any]) -> bytes:
-        n = len(columns[0])
-        rows = self.rows[:n]
+    def _make(self, capacity: int, before: int, after: int) -> Array:
+        layout: list[tuple[str, Any]] = [("before", f"V{before}")] if before else []
+        for j, key in enumerate(self._keys):
+            layout += [(f"k{j}", f"V{len(key)}"), (f"v{j}", self._value_type)]
+        layout.append(("end", "u1"))
+        if after:
+            layout.append(("after", f"V{after}"))
+        rows = np.zeros(capacity, dtype=np.dtype(layout))
+        for j, key in enumerate(self._keys):
+            rows[f"k{j}"] = np.void(key)
+        self._sides = (before, after)
+        return rows
+
+    def write(
+        self, columns: Sequence[Array], n: int, before: bytes = b"", after: Array | None = None
+    ) -> list[bytes]:
+        """Each row's bytes (`tolist` of a void view: one bytes object per row, in C)."""
+        sides = (len(before), 0 if after is None else after.dtype.itemsize)
+        if n > len(self._rows) or sides != self._sides:
+            self._rows = self._make(max(n, 2 * len(self._rows)), *sides)
+        rows = self._rows[:n]
+        if before:
+            rows["before"] = np.void(before)
+        if after is not None:
+            rows["after"] = after
         for j, column in enumerate(columns):
             rows[f"v{j}"] = column
-        return rows.tobytes()
+        return rows.view(np.dtype((np.void, rows.dtype.itemsize))).tolist()
 
 
-class DrivingFrameWriter:
-    """Encodes plain driving frames (keys `doubles`, `longs`, `booleans`; no strings)."""
+class _Layout:
+    """How frames of one shape are written: the maps between event_time and firmware."""
 
-    def __init__(
-        self,
-        codec: AvroCodec,
-        keys: tuple[Sequence[str], Sequence[str], Sequence[str]],
-        vins: Sequence[str],
-        firmware: Sequence[str],
-    ) -> None:
-        header = MARKER + codec.fingerprint
-        self._head = [header + _string(vin) for vin in vins]
-        # The strings map is empty (0); firmware is the union's string branch (index 1).
-        self._tail = [b"\x00\x02" + _string(version) for version in firmware]
-        self._doubles = _FixedMap(keys[0], "<f8", len(vins))
-        self._booleans = _FixedMap(keys[2], "u1", len(vins))
-        encoded = [_string(k) for k in keys[1]]
-        self._longs_consts = [write_long(len(encoded)) + encoded[0], *encoded[1:], b"\x00"]
-        self.keys = keys
-        self._check(codec, vins[0], firmware[0])
+    def __init__(self, keys: Keys, tables: dict[tuple[bytes, Any], _Table]) -> None:
+        doubles, longs, booleans, strings = keys
+        self.doubles = _FixedMap(doubles, "<f8")
+        self.longs = self._tables(longs, write_long, tables)
+        self.booleans = _FixedMap(booleans, "u1")
+        self.strings = self._tables(strings, _string, tables)  # its end marker: in the tail
 
-    def _check(self, codec: AvroCodec, vin: str, firmware: str) -> None:
-        """Refuse to start if the layout and the codec's schema disagree (say, a new field)."""
-        # Awkward values: multi-byte and negative varints, -0.0, huge doubles.
-        doubles = [[-0.0 if j % 2 else 1e300 * (j + 1)] for j in range(len(self.keys[0]))]
-        longs = [[(-1) ** j * 70**j] for j in range(len(self.keys[1]))]
-        booleans = [[j % 2 == 0] for j in range(len(self.keys[2]))]
-        seq, event_time = 2**40 + 3, 1_767_225_600_123
-        record = {
-            "vin": vin,
-            "seq": seq,
-            "event_time": event_time,
-            "doubles": {k: c[0] for k, c in zip(self.keys[0], doubles, strict=True)},
-            "longs": {k: c[0] for k, c in zip(self.keys[1], longs, strict=True)},
-            "booleans": {k: c[0] for k, c in zip(self.keys[2], booleans, strict=True)},
-            "strings": {},
-            "firmware": firmware,
-        }
-        bulk = self.encode([0], [seq], event_time, doubles, longs, booleans)
-        if bulk != [codec.encode(record)]:
-            raise ValueError("the bulk frame layout does not match the codec's schema")
+    @staticmethod
+    def _tables(
+        keys: Sequence[str], write: Callable[[Any], bytes], tables: dict[tuple[bytes, Any], _Table]
+    ) -> list[_Table]:
+        """One table per key; a key's table serves every layout with that key in it."""
+        consts = _map_consts(keys)[:-1] if keys else []
+        return [tables.setdefault((const, write), _Table(const, write)) for const in consts]
+
+
+class FrameWriter:
+    """Encodes a fleet's frame batches; one layout per frame shape, built when first met."""
+
+    def __init__(self, codec: AvroCodec, vins: Sequence[str], firmware: Sequence[str]) -> None:
+        self._codec = codec
+        self._head = [MARKER + codec.fingerprint + _string(vin) for vin in vins]
+        # The strings map's end marker, then firmware: the union's string branch (index 1).
+        self._tail = [_NO_ENTRIES + b"\x02" + _string(version) for version in firmware]
+        widths = {len(tail) for tail in self._tail}
+        # One width (firmware versions of one length): the tails can ride in the rows.
+        self._tail_rows = (
+            np.array(self._tail, dtype=f"V{widths.pop()}") if len(widths) == 1 else None
+        )
+        self._layouts: dict[Keys, _Layout] = {}
+        self._seqs = _Table(b"", write_long)
+        self._tables: dict[tuple[bytes, Any], _Table] = {}
 
     def encode(
-        self,
-        cars: Sequence[int],
-        seqs: Sequence[int],
-        event_time: int,
-        doubles: Sequence[Any],
-        longs: Sequence[Any],
-        booleans: Sequence[Any],
+        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shapes: Sequence[Shape]
     ) -> list[bytes]:
-        """One message per car of `cars` (car indexes), from one column per signal."""
+        """One message per car of `cars` (car indexes), in that order."""
+        if len(shapes) == 1:
+            return self._encode(cars, seqs, event_time, shapes[0])
+        out = [b""] * len(cars)
+        for shape in shapes:
+            rows = shape.rows.tolist() if shape.rows is not None else range(len(cars))
+            some = self._encode([cars[k] for k in rows], [seqs[k] for k in rows], event_time, shape)
+            for k, message in zip(rows, some, strict=True):
+                out[k] = message
+        return out
+
+    def _layout(self, keys: Keys) -> _Layout:
+        layout = self._layouts.get(keys)
+        if layout is None:
+            self._check(keys)
+            layout = self._layouts[keys] = _Layout(keys, self._tables)
+        return layout
+
+    def _encode(
+        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shape: Shape
+    ) -> list[bytes]:
         n = len(cars)
         if n == 0:
             return []
-        times = np.full(n, event_time, dtype=np.int64)
-        ids, id_at = _varint_rows([np.asarray(seqs), times], [b"", b"", b""])
-        d, dw = self._doubles.write(doubles), self._doubles.width
-        b, bw = self._booleans.write(booleans), self._booleans.width
-        lg, lg_at = _varint_rows([np.asarray(c) for c in longs], self._longs_consts)
-        head, tail = self._head, self._tail
-        return [
-            b"".join(
-                (
-                    head[car],
-                    ids[id_at[k] : id_at[k + 1]],
-                    d[k * dw : (k + 1) * dw],
-                    lg[lg_at[k] : lg_at[k + 1]],
-                    b[k * bw : (k + 1) * bw],
-                    tail[car],
-                )
-            )
-            for k, car in enumerate(cars)
+        layout = self._layout(shape.keys)
+        doubles, longs, booleans, strings = shape.columns
+        # With no strings map between them, the booleans' rows end with the tail.
+        tail_rows = None if layout.strings else self._tail_rows
+        pieces = [
+            map(self._head.__getitem__, cars),
+            self._seqs.pieces(seqs),
+            layout.doubles.write(doubles, n, before=write_long(event_time)),
+            *(table.pieces(c.tolist()) for table, c in zip(layout.longs, longs, strict=True)),
+            # The longs map's end marker (or, with no longs, the empty map) leads the booleans.
+            layout.booleans.write(
+                booleans, n, _NO_ENTRIES, None if tail_rows is None else tail_rows[cars]
+            ),
+            *(table.pieces(c.tolist()) for table, c in zip(layout.strings, strings, strict=True)),
         ]
+        if tail_rows is None:
+            pieces.append(map(self._tail.__getitem__, cars))
+        return list(map(b"".join, zip(*pieces, strict=True)))
+
+    def _check(self, keys: Keys) -> None:
+        """Refuse a layout that disagrees with the codec's schema (say, a new field)."""
+        # Awkward values: multi-byte and negative varints, -0.0, huge doubles, non-ASCII.
+        awkward: tuple[Any, ...] = (
+            lambda j: -0.0 if j % 2 else 1e300 * (j + 1),
+            lambda j: (-1) ** j * 70 ** (j % 10),
+            lambda j: j % 2 == 0,
+            lambda j: "é" * j,
+        )
+        values = [
+            [make(j) for j in range(len(names))] for make, names in zip(awkward, keys, strict=True)
+        ]
+        seq, event_time = 2**40 + 3, 1_767_225_600_123
+        maps = tuple(
+            dict(zip(names, v, strict=True)) for names, v in zip(keys, values, strict=True)
+        )
+        record = frame_record("", seq, event_time, "", maps)  # type: ignore[arg-type]
+        columns = tuple([np.array([x]) for x in group] for group in values)
+        probe = FrameWriter(self._codec, [""], [""])
+        probe._layouts[keys] = _Layout(keys, {})  # not checked: this is the check
+        shape = Shape(None, 1, keys, columns)
+        if probe._encode([0], [seq], event_time, shape) != [self._codec.encode(record)]:
+            raise ValueError("the bulk frame layout does not match the codec's schema")

@@ -113,3 +113,34 @@ def test_undeliverable_messages_are_counted_as_failed() -> None:
     assert stats.sent == 50 and stats.delivered == 0
     assert stats.failed == 50 and stats.pending == 0
     assert sum(stats.failures.values()) == 50
+
+
+def test_a_batch_lands_where_single_sends_land_and_every_delivery_is_counted(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic("raw", partitions=6)
+    keys = [f"VIN{i:014d}".encode() for i in range(300)]
+    publisher = Publisher(kafka_bootstrap)
+    publisher.send_many(topic, keys, [b"batch:" + k for k in keys])
+    for key in keys:
+        publisher.send(topic, key, b"single:" + key)
+    stats = publisher.close(30)
+    assert (stats.sent, stats.delivered, stats.failed) == (600, 600, 0)
+    messages = _consume_all(kafka_bootstrap, [topic], 600)
+    partition = {(key, value.split(b":")[0]): p for _, p, _, key, value in messages}
+    assert len(messages) == 600
+    # produce_batch runs librdkafka's partitioner per key, as produce does.
+    assert all(partition[key, b"batch"] == partition[key, b"single"] for key in keys)
+
+
+def test_a_batch_larger_than_the_local_queue_waits_and_loses_nothing(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic("raw", partitions=2)
+    keys = [f"VIN{i:014d}".encode() for i in range(2_000)]
+    publisher = Publisher(kafka_bootstrap, {"queue.buffering.max.messages": 500})
+    publisher.send_many(topic, keys, keys)
+    stats = publisher.close(30)
+    assert stats.buffer_full_waits > 0
+    assert (stats.sent, stats.delivered, stats.failed) == (2_000, 2_000, 0)
+    assert sorted(m[3] for m in _consume_all(kafka_bootstrap, [topic], 2_000)) == sorted(keys)

@@ -136,8 +136,7 @@ class Publisher:
                 error = message.pop("_error")
                 if error.code() != KafkaError._QUEUE_FULL:
                     raise KafkaException(error)
-            self.stats.buffer_full_waits += 1
-            self._producer.poll(0.05)  # serve delivery reports: that makes room
+            self._wait_for_room()
             self._producer.produce_batch(topic, failed, on_delivery=self._count)
             messages = failed
 
@@ -145,14 +144,17 @@ class Publisher:
         self, topic: str, key: bytes, value: bytes, callback: Callable[..., None]
     ) -> None:
         while True:
-            # The local queue is full: serve delivery reports until there is room.
-            self.stats.buffer_full_waits += 1
-            self._producer.poll(0.05)
+            self._wait_for_room()
             try:
                 self._producer.produce(topic, value, key, on_delivery=callback)
                 return
             except BufferError:
                 continue
+
+    def _wait_for_room(self) -> None:
+        """The local queue is full: serve delivery reports for a moment, which makes room."""
+        self.stats.buffer_full_waits += 1
+        self._producer.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> None:
         self._producer.poll(timeout)

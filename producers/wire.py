@@ -1,11 +1,10 @@
 """Messages for a tick's frames at once, straight from the columns.
 
 The frames of one shape (the same signals in the same order, `shapes.Shape`) share one
-layout: the fixed-width maps (doubles, booleans) are rows of a NumPy structured array
-whose key fields are written once; each varint (seq, each value of the longs map with
-its key) is looked up in a table of the values met so far; a message is the join of
-these pieces. The pieces are made and joined by C loops (`tolist`, `map`, `zip`), so no
-Python bytecode runs per message, and no per-frame dict is built.
+layout: per map, the constant bytes of its keys (the block count in front of the first).
+`producers._framewire` (C) lays each frame's values between those constants, behind the
+car's head (marker, fingerprint, VIN) and before its tail (firmware): no per-frame dict
+and no Python bytecode per message.
 
 The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that,
 and each layout is checked against the codec when first built).
@@ -13,18 +12,17 @@ and each layout is checked against the codec when first built).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from producers.shapes import Shape, frame_record
+from producers import _framewire
+from producers.shapes import STRINGS, Shape, frame_record
 from schemas.codec import MARKER, AvroCodec, write_long
 
-Array = NDArray[Any]
 Keys = tuple[tuple[str, ...], ...]  # per map: doubles, longs, booleans, strings
-_NO_ENTRIES = b"\x00"  # an empty map: just the end marker
+Layout = tuple[tuple[bytes, ...], ...]  # per map: its keys' constant bytes
 
 
 def _string(text: str) -> bytes:
@@ -32,101 +30,12 @@ def _string(text: str) -> bytes:
     return write_long(len(raw)) + raw
 
 
-def _map_consts(keys: Sequence[str]) -> list[bytes]:
-    """The constant bytes around a map's values: block count and first key, keys, end."""
+def _map_keys(keys: Sequence[str]) -> tuple[bytes, ...]:
+    """A map's keys as written: the block count rides in front of the first key."""
     encoded = [_string(k) for k in keys]
-    encoded[0] = write_long(len(keys)) + encoded[0]
-    return [*encoded, _NO_ENTRIES]
-
-
-class _Table(dict[Any, bytes]):
-    """`prefix` + a value's Avro encoding, made on first use and then looked up.
-
-    A column's values repeat (pedal positions, gears, seq numbers across cars, a handful
-    of strings), so `map(table.__getitem__, values)` runs in C for nearly every value; a
-    varint byte matrix with a mask (a per-byte boolean compress of each row, keys
-    included) cost several times as much per frame.
-    """
-
-    _LIMIT = 1 << 16  # values remembered (a few MB); beyond that, start afresh
-
-    def __init__(self, prefix: bytes, write: Callable[[Any], bytes]) -> None:
-        super().__init__()
-        self.prefix = prefix
-        self.write = write
-
-    def __missing__(self, value: Any) -> bytes:
-        if len(self) >= self._LIMIT:
-            self.clear()
-        encoded = self[value] = self.prefix + self.write(value)
-        return encoded
-
-    def pieces(self, values: Sequence[Any]) -> list[bytes]:
-        return list(map(self.__getitem__, values))
-
-
-class _FixedMap:
-    """A map of fixed-width values with fixed keys: rows of a structured array.
-
-    A row is `before`, the block count, the key/value pairs, the end marker 0, then
-    `after`: fixed-width bytes on either side of the map ride in the row (event_time
-    before the doubles, firmware after the booleans), so a message has fewer pieces to
-    join. The key fields are written when the rows are made; a tick writes the rest.
-    """
-
-    def __init__(self, keys: Sequence[str], value_type: str) -> None:
-        self._keys = (_map_consts(keys) if keys else [_NO_ENTRIES])[:-1]
-        self._value_type = value_type
-        self._sides = (0, 0)  # the widths of `before` and `after` the rows have room for
-        self._rows = self._make(0, 0, 0)
-
-    def _make(self, capacity: int, before: int, after: int) -> Array:
-        layout: list[tuple[str, Any]] = [("before", f"V{before}")] if before else []
-        for j, key in enumerate(self._keys):
-            layout += [(f"k{j}", f"V{len(key)}"), (f"v{j}", self._value_type)]
-        layout.append(("end", "u1"))
-        if after:
-            layout.append(("after", f"V{after}"))
-        rows = np.zeros(capacity, dtype=np.dtype(layout))
-        for j, key in enumerate(self._keys):
-            rows[f"k{j}"] = np.void(key)
-        self._sides = (before, after)
-        return rows
-
-    def write(
-        self, columns: Sequence[Array], n: int, before: bytes = b"", after: Array | None = None
-    ) -> list[bytes]:
-        """Each row's bytes (`tolist` of a void view: one bytes object per row, in C)."""
-        sides = (len(before), 0 if after is None else after.dtype.itemsize)
-        if n > len(self._rows) or sides != self._sides:
-            self._rows = self._make(max(n, 2 * len(self._rows)), *sides)
-        rows = self._rows[:n]
-        if before:
-            rows["before"] = np.void(before)
-        if after is not None:
-            rows["after"] = after
-        for j, column in enumerate(columns):
-            rows[f"v{j}"] = column
-        return rows.view(np.dtype((np.void, rows.dtype.itemsize))).tolist()
-
-
-class _Layout:
-    """How frames of one shape are written: the maps between event_time and firmware."""
-
-    def __init__(self, keys: Keys, tables: dict[tuple[bytes, Any], _Table]) -> None:
-        doubles, longs, booleans, strings = keys
-        self.doubles = _FixedMap(doubles, "<f8")
-        self.longs = self._tables(longs, write_long, tables)
-        self.booleans = _FixedMap(booleans, "u1")
-        self.strings = self._tables(strings, _string, tables)  # its end marker: in the tail
-
-    @staticmethod
-    def _tables(
-        keys: Sequence[str], write: Callable[[Any], bytes], tables: dict[tuple[bytes, Any], _Table]
-    ) -> list[_Table]:
-        """One table per key; a key's table serves every layout with that key in it."""
-        consts = _map_consts(keys)[:-1] if keys else []
-        return [tables.setdefault((const, write), _Table(const, write)) for const in consts]
+    if encoded:
+        encoded[0] = write_long(len(keys)) + encoded[0]
+    return tuple(encoded)
 
 
 class FrameWriter:
@@ -134,17 +43,9 @@ class FrameWriter:
 
     def __init__(self, codec: AvroCodec, vins: Sequence[str], firmware: Sequence[str]) -> None:
         self._codec = codec
-        self._head = [MARKER + codec.fingerprint + _string(vin) for vin in vins]
-        # The strings map's end marker, then firmware: the union's string branch (index 1).
-        self._tail = [_NO_ENTRIES + b"\x02" + _string(version) for version in firmware]
-        widths = {len(tail) for tail in self._tail}
-        # One width (firmware versions of one length): the tails can ride in the rows.
-        self._tail_rows = (
-            np.array(self._tail, dtype=f"V{widths.pop()}") if len(widths) == 1 else None
-        )
-        self._layouts: dict[Keys, _Layout] = {}
-        self._seqs = _Table(b"", write_long)
-        self._tables: dict[tuple[bytes, Any], _Table] = {}
+        self._heads = [MARKER + codec.fingerprint + _string(vin) for vin in vins]
+        self._tails = [b"\x02" + _string(version) for version in firmware]  # union branch 1
+        self._layouts: dict[Keys, Layout] = {}
 
     def encode(
         self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shapes: Sequence[Shape]
@@ -160,37 +61,38 @@ class FrameWriter:
                 out[k] = message
         return out
 
-    def _layout(self, keys: Keys) -> _Layout:
+    def _layout(self, keys: Keys) -> Layout:
         layout = self._layouts.get(keys)
         if layout is None:
             self._check(keys)
-            layout = self._layouts[keys] = _Layout(keys, self._tables)
+            layout = self._layouts[keys] = tuple(map(_map_keys, keys))
         return layout
 
     def _encode(
         self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shape: Shape
     ) -> list[bytes]:
-        n = len(cars)
-        if n == 0:
-            return []
-        layout = self._layout(shape.keys)
-        doubles, longs, booleans, strings = shape.columns
-        # With no strings map between them, the booleans' rows end with the tail.
-        tail_rows = None if layout.strings else self._tail_rows
-        pieces = [
-            map(self._head.__getitem__, cars),
-            self._seqs.pieces(seqs),
-            layout.doubles.write(doubles, n, before=write_long(event_time)),
-            *(table.pieces(c.tolist()) for table, c in zip(layout.longs, longs, strict=True)),
-            # The longs map's end marker (or, with no longs, the empty map) leads the booleans.
-            layout.booleans.write(
-                booleans, n, _NO_ENTRIES, None if tail_rows is None else tail_rows[cars]
-            ),
-            *(table.pieces(c.tolist()) for table, c in zip(layout.strings, strings, strict=True)),
-        ]
-        if tail_rows is None:
-            pieces.append(map(self._tail.__getitem__, cars))
-        return list(map(b"".join, zip(*pieces, strict=True)))
+        return self._write(self._layout(shape.keys), cars, seqs, event_time, shape.columns)
+
+    def _write(
+        self,
+        layout: Layout,
+        cars: Sequence[int],
+        seqs: Sequence[int],
+        event_time: int,
+        columns: tuple[list[Any], ...],
+    ) -> list[bytes]:
+        # The C side reads lists of str for strings (NumPy's fixed-width UTF-32 would
+        # have to be re-encoded there).
+        strings = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in columns[STRINGS]]
+        return _framewire.encode(
+            self._heads,
+            self._tails,
+            list(cars),
+            list(seqs),
+            event_time,
+            layout,
+            (*columns[:STRINGS], strings),
+        )
 
     def _check(self, keys: Keys) -> None:
         """Refuse a layout that disagrees with the codec's schema (say, a new field)."""
@@ -209,9 +111,12 @@ class FrameWriter:
             dict(zip(names, v, strict=True)) for names, v in zip(keys, values, strict=True)
         )
         record = frame_record("", seq, event_time, "", maps)  # type: ignore[arg-type]
-        columns = tuple([np.array([x]) for x in group] for group in values)
+        dtypes = (np.float64, np.int64, np.bool_, np.str_)
+        columns: tuple[list[Any], ...] = tuple(
+            [np.array([x], dtype=dtype) for x in group]
+            for dtype, group in zip(dtypes, values, strict=True)
+        )
         probe = FrameWriter(self._codec, [""], [""])
-        probe._layouts[keys] = _Layout(keys, {})  # not checked: this is the check
-        shape = Shape(None, 1, keys, columns)
-        if probe._encode([0], [seq], event_time, shape) != [self._codec.encode(record)]:
+        written = probe._write(tuple(map(_map_keys, keys)), [0], [seq], event_time, columns)
+        if written != [self._codec.encode(record)]:
             raise ValueError("the bulk frame layout does not match the codec's schema")

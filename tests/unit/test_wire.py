@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from producers import shapes
 from producers.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
 from producers.shapes import Shape, Signal
-from producers.wire import FrameWriter, _Table
+from producers.wire import FrameWriter
 from schemas.codec import AvroCodec, load_versions, telemetry_codec, write_long
 
 _STRINGS = ("Vehicle.ADAS.ActiveAutonomyLevel", "Vehicle.Diagnostics.DTCList")
@@ -87,9 +87,54 @@ def test_one_shape_when_every_frame_reports_every_signal() -> None:
 
 
 @pytest.mark.parametrize("value", [0, 1, -1, 63, -64, 64, 2**20, -(2**40), 2**63 - 1, -(2**63)])
-def test_a_longs_table_writes_avro_longs_behind_its_prefix(value: int) -> None:
-    table = _Table(b"key", write_long)
-    assert table.pieces([value, value]) == [b"key" + write_long(value)] * 2
+def test_a_long_is_written_as_the_codec_writes_it(value: int) -> None:
+    codec = telemetry_codec()
+    keys = ((), ("Vehicle.Diagnostics.DTCCount",), (), ())
+    shape = Shape(None, 1, keys, ([], [np.array([value])], [], []))
+    (message,) = FrameWriter(codec, ["V"], ["fw"]).encode([0], [value], value, [shape])
+    assert message.endswith(write_long(value) + b"\x00\x00\x00\x02\x04fw")
+    decoded = codec.decode(message)
+    assert decoded["longs"] == {"Vehicle.Diagnostics.DTCCount": value}
+    assert decoded["seq"] == value and decoded["event_time"] == value
+
+
+@pytest.mark.parametrize(
+    ("field", "column", "error"),
+    [
+        (0, np.array([1], dtype=np.int64), "float64"),  # an int where a double goes
+        (1, np.array([1.5]), "int64"),  # a float where a long goes: the codec would refuse
+        (1, np.array([1], dtype=np.int32), "int64"),
+        (2, np.array([1], dtype=np.uint8), "bool"),
+        (0, np.array([1.0, 2.0]), "1 values"),  # a column longer than the batch
+    ],
+)
+def test_a_column_of_the_wrong_type_or_length_is_refused(
+    field: int, column: np.ndarray, error: str
+) -> None:
+    keys: list[tuple[str, ...]] = [(), (), (), ()]
+    columns: list[list[np.ndarray]] = [[], [], [], []]
+    keys[field] = (("Vehicle.Speed", "Vehicle.Diagnostics.DTCCount", "Vehicle.IsMoving")[field],)
+    columns[field] = [column]
+    shape = Shape(None, 1, tuple(keys), tuple(columns))
+    writer = FrameWriter(telemetry_codec(), ["V"], ["fw"])
+    with pytest.raises((TypeError, ValueError), match=error):
+        writer.encode([0], [1], 1000, [shape])
+
+
+def test_a_strided_column_is_read_by_its_strides() -> None:
+    codec = telemetry_codec()
+    wide = np.arange(12, dtype=np.float64).reshape(3, 4)
+    shape = Shape(None, 3, (("Vehicle.Speed",), (), (), ()), ([wide[:, 1]], [], [], []))
+    messages = FrameWriter(codec, ["A", "B", "C"], ["fw"] * 3).encode(
+        [0, 1, 2], [1, 2, 3], 0, [shape]
+    )
+    assert [codec.decode(m)["doubles"]["Vehicle.Speed"] for m in messages] == [1.0, 5.0, 9.0]
+
+
+def test_an_unknown_car_is_an_error_not_a_crash() -> None:
+    shape = Shape(None, 1, ((), (), (), ()), ([], [], [], []))
+    with pytest.raises(IndexError):
+        FrameWriter(telemetry_codec(), ["V"], ["fw"]).encode([1], [1], 0, [shape])
 
 
 def test_a_layout_the_codec_disagrees_with_is_refused() -> None:

@@ -2,11 +2,13 @@
  * Avro single-object messages for a batch of telemetry frames of one shape, in one C loop.
  *
  * The Python side (`producers/wire.py`) knows the schema: it hands over each car's
- * constant head (marker, fingerprint, VIN) and tail (firmware), and per map the keys'
- * constant bytes (the block count rides in front of the first key). This file only
- * lays values between them: zig-zag varints for longs, 8 little-endian bytes for
- * doubles, one byte for booleans, length-prefixed UTF-8 for strings. Every message is
- * sized first and written straight into its bytes object, so nothing is copied twice.
+ * constant head (marker, fingerprint, VIN) and tail (firmware), and per map its signals:
+ * the key's constant bytes, a column of values and, for a signal only some frames
+ * report, a mask. This file lays each frame's maps out as Avro does (one block: its
+ * count, then key and value of each signal the frame reports, then the end marker):
+ * zig-zag varints for longs, 8 little-endian bytes for doubles, one byte for booleans,
+ * length-prefixed UTF-8 for strings. Every message is sized first and written straight
+ * into its bytes object, so nothing is copied twice.
  *
  * Why C: built from columns in Python, a frame cost about 5 us of lookups and joins,
  * more than simulating it; here it is a fraction of a microsecond.
@@ -18,16 +20,19 @@
 
 enum { DOUBLES, LONGS, BOOLEANS, STRINGS, MAPS };
 
+static PyObject *KEY, *VALUE; /* the produce_batch message dict's keys, interned */
+
 typedef struct {
     Py_buffer view;
     int held;
 } Column;
 
 typedef struct {
-    Py_ssize_t count;      /* columns (= keys) of the map */
-    PyObject **keys;       /* the keys' constant bytes, borrowed from the caller's tuple */
+    Py_ssize_t count;      /* signals of the map */
+    PyObject **names;      /* the keys' encoded bytes, borrowed from the caller's list */
     Column *columns;       /* DOUBLES, LONGS, BOOLEANS */
     PyObject **strings;    /* STRINGS: each column a list of str, borrowed */
+    Column *masks;         /* per signal: not held = every frame reports it */
 } Map;
 
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -73,6 +78,7 @@ static inline const char *cell(const Column *c, Py_ssize_t row) {
 /* A column's format must match its map exactly: the codec would refuse (or round) a
  * value of another type, so a cast here would hide a simulator bug. */
 static int open_column(Column *c, PyObject *obj, int map, Py_ssize_t rows) {
+    /* map BOOLEANS doubles as the masks' type */
     if (PyObject_GetBuffer(obj, &c->view, PyBUF_STRIDED_RO | PyBUF_FORMAT) < 0) {
         return -1;
     }
@@ -115,29 +121,61 @@ static const char *utf8(PyObject *list, Py_ssize_t row, Py_ssize_t *size) {
     return PyUnicode_AsUTF8AndSize(s, size);
 }
 
-/* The bytes a row's maps take beyond their constant part, or -1 on error. */
-static Py_ssize_t variable_size(const Map *maps, Py_ssize_t row) {
-    Py_ssize_t size = 0;
-    for (Py_ssize_t j = 0; j < maps[LONGS].count; j++) {
-        int64_t v;
-        memcpy(&v, cell(&maps[LONGS].columns[j], row), 8);
-        size += varint_size(zigzag(v));
-    }
-    for (Py_ssize_t j = 0; j < maps[STRINGS].count; j++) {
-        Py_ssize_t n;
-        if (utf8(maps[STRINGS].strings[j], row, &n) == NULL) {
-            return -1;
+static inline int reports(const Map *map, Py_ssize_t j, Py_ssize_t row) {
+    return !map->masks[j].held || *cell(&map->masks[j], row);
+}
+
+/* The bytes of a row's four maps, or -1 on error; `counts` gets each map's entries. */
+static Py_ssize_t maps_size(const Map *maps, Py_ssize_t row, Py_ssize_t *counts) {
+    Py_ssize_t size = MAPS; /* the end markers */
+    for (int m = 0; m < MAPS; m++) {
+        const Map *map = &maps[m];
+        Py_ssize_t count = 0;
+        for (Py_ssize_t j = 0; j < map->count; j++) {
+            if (!reports(map, j, row)) {
+                continue;
+            }
+            count++;
+            size += PyBytes_GET_SIZE(map->names[j]);
+            switch (m) {
+            case DOUBLES:
+                size += 8;
+                break;
+            case LONGS: {
+                int64_t v;
+                memcpy(&v, cell(&map->columns[j], row), 8);
+                size += varint_size(zigzag(v));
+                break;
+            }
+            case BOOLEANS:
+                size += 1;
+                break;
+            default: {
+                Py_ssize_t n;
+                if (utf8(map->strings[j], row, &n) == NULL) {
+                    return -1;
+                }
+                size += varint_size(zigzag(n)) + n;
+            }
+            }
         }
-        size += varint_size(zigzag(n)) + n;
+        counts[m] = count;
+        size += count ? varint_size(zigzag(count)) : 0;
     }
     return size;
 }
 
-static char *put_row(char *p, const Map *maps, Py_ssize_t row) {
+static char *put_maps(char *p, const Map *maps, Py_ssize_t row, const Py_ssize_t *counts) {
     for (int m = 0; m < MAPS; m++) {
         const Map *map = &maps[m];
+        if (counts[m]) {
+            p = put_varint(p, zigzag(counts[m])); /* one block holds the whole map */
+        }
         for (Py_ssize_t j = 0; j < map->count; j++) {
-            p = put_bytes(p, map->keys[j]);
+            if (!reports(map, j, row)) {
+                continue;
+            }
+            p = put_bytes(p, map->names[j]);
             switch (m) {
             case DOUBLES: {
                 double d;
@@ -191,22 +229,29 @@ static PyObject *fixed_piece(PyObject *list, Py_ssize_t car, const char *what) {
 }
 
 PyDoc_STRVAR(encode_doc,
-    "encode(heads, tails, cars, seqs, event_time, keys, columns) -> list[bytes]\n\n"
-    "One message per car index of `cars`: heads[car], seq, event_time, the four maps\n"
-    "(keys: per map the keys' constant bytes; columns: per map one column per key,\n"
-    "float64 / int64 / bool buffers, lists of str for strings), then tails[car].");
+    "encode(heads, tails, cars, seqs, event_time, names, columns, masks, kafka_keys)\n\n"
+    "One message per car index of `cars`: heads[car], seq, event_time, the four maps,\n"
+    "then tails[car]. Per map: names, the signals' keys as encoded bytes; columns, one\n"
+    "per key (float64 / int64 / bool buffers, lists of str for strings); masks, one per\n"
+    "key (None: every frame reports the signal; else a bool buffer of the frames that\n"
+    "do). Returns the messages as bytes, or with kafka_keys (bytes per car) as dicts\n"
+    "{'key': kafka_keys[car], 'value': message}, the form Producer.produce_batch takes.");
 
 static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "encode() takes 7 arguments");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "encode() takes 9 arguments");
         return NULL;
     }
     PyObject *heads = args[0], *tails = args[1], *cars = args[2], *seqs = args[3];
-    PyObject *keys = args[5], *columns = args[6];
+    PyObject *names = args[5], *columns = args[6], *masks = args[7], *kafka_keys = args[8];
     int64_t event_time;
     if (!PyList_Check(heads) || !PyList_Check(tails) || !PyList_Check(cars) ||
         !PyList_Check(seqs)) {
         PyErr_SetString(PyExc_TypeError, "heads, tails, cars and seqs must be lists");
+        return NULL;
+    }
+    if (kafka_keys != Py_None && !PyList_Check(kafka_keys)) {
+        PyErr_SetString(PyExc_TypeError, "kafka_keys must be None or a list");
         return NULL;
     }
     Py_ssize_t rows = PyList_GET_SIZE(cars);
@@ -221,33 +266,44 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         event_time = (int64_t)t;
     }
-    if (!PyTuple_Check(keys) || PyTuple_GET_SIZE(keys) != MAPS || !PyTuple_Check(columns) ||
-        PyTuple_GET_SIZE(columns) != MAPS) {
-        PyErr_SetString(PyExc_TypeError, "keys and columns must be tuples of four (one per map)");
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != MAPS || !PyTuple_Check(columns) ||
+        PyTuple_GET_SIZE(columns) != MAPS || !PyTuple_Check(masks) ||
+        PyTuple_GET_SIZE(masks) != MAPS) {
+        PyErr_SetString(PyExc_TypeError,
+                        "names, columns and masks must be tuples of four (one per map)");
         return NULL;
     }
 
     Map maps[MAPS];
     memset(maps, 0, sizeof maps);
     PyObject *out = NULL;
-    /* The bytes every row shares: its keys, fixed-width values, end markers, event_time. */
-    Py_ssize_t shared = varint_size(zigzag(event_time)) + MAPS;
     for (int m = 0; m < MAPS; m++) {
-        PyObject *k = PyTuple_GET_ITEM(keys, m), *c = PyTuple_GET_ITEM(columns, m);
-        if (!PyTuple_Check(k) || !PyList_Check(c) || PyTuple_GET_SIZE(k) != PyList_GET_SIZE(c)) {
-            PyErr_SetString(PyExc_TypeError, "each map needs a tuple of keys and a list of "
-                                             "columns of the same length");
+        PyObject *k = PyTuple_GET_ITEM(names, m), *c = PyTuple_GET_ITEM(columns, m);
+        PyObject *r = PyTuple_GET_ITEM(masks, m);
+        if (!PyList_Check(k) || !PyList_Check(c) || !PyList_Check(r) ||
+            PyList_GET_SIZE(c) != PyList_GET_SIZE(k) || PyList_GET_SIZE(r) != PyList_GET_SIZE(k)) {
+            PyErr_SetString(PyExc_TypeError, "each map needs lists of names, columns and masks "
+                                             "of one length");
             goto done;
         }
         Map *map = &maps[m];
-        map->count = PyTuple_GET_SIZE(k);
-        map->keys = &PyTuple_GET_ITEM(k, 0);
+        map->count = PyList_GET_SIZE(k);
+        map->names = &PyList_GET_ITEM(k, 0);
+        map->columns = PyMem_Calloc((size_t)map->count + 1, sizeof(Column));
+        map->masks = PyMem_Calloc((size_t)map->count + 1, sizeof(Column));
+        if (map->columns == NULL || map->masks == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
         for (Py_ssize_t j = 0; j < map->count; j++) {
-            if (!PyBytes_Check(map->keys[j])) {
-                PyErr_SetString(PyExc_TypeError, "keys must be bytes");
+            if (!PyBytes_Check(map->names[j])) {
+                PyErr_SetString(PyExc_TypeError, "names must be bytes");
                 goto done;
             }
-            shared += PyBytes_GET_SIZE(map->keys[j]) + (m == DOUBLES ? 8 : m == BOOLEANS);
+            PyObject *mask = PyList_GET_ITEM(r, j);
+            if (mask != Py_None && open_column(&map->masks[j], mask, BOOLEANS, rows) < 0) {
+                goto done;
+            }
         }
         if (m == STRINGS) {
             map->strings = &PyList_GET_ITEM(c, 0);
@@ -258,11 +314,6 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 }
             }
             continue;
-        }
-        map->columns = PyMem_Calloc((size_t)map->count + 1, sizeof(Column));
-        if (map->columns == NULL) {
-            PyErr_NoMemory();
-            goto done;
         }
         for (Py_ssize_t j = 0; j < map->count; j++) {
             if (open_column(&map->columns[j], PyList_GET_ITEM(c, j), m, rows) < 0) {
@@ -285,13 +336,14 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (tail == NULL) {
             goto fail;
         }
-        Py_ssize_t extra = variable_size(maps, i);
-        if (extra < 0) {
+        Py_ssize_t counts[MAPS];
+        Py_ssize_t body = maps_size(maps, i, counts);
+        if (body < 0) {
             goto fail;
         }
         uint64_t zseq = zigzag(seq);
-        Py_ssize_t size = PyBytes_GET_SIZE(head) + varint_size(zseq) + shared + extra +
-                          PyBytes_GET_SIZE(tail);
+        Py_ssize_t size = PyBytes_GET_SIZE(head) + varint_size(zseq) +
+                          varint_size(zigzag(event_time)) + body + PyBytes_GET_SIZE(tail);
         PyObject *message = PyBytes_FromStringAndSize(NULL, size);
         if (message == NULL) {
             goto fail;
@@ -300,9 +352,21 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         p = put_bytes(p, head);
         p = put_varint(p, zseq);
         p = put_varint(p, zigzag(event_time));
-        p = put_row(p, maps, i);
+        p = put_maps(p, maps, i, counts);
         p = put_bytes(p, tail);
         assert(p == PyBytes_AS_STRING(message) + size);
+        if (kafka_keys != Py_None) {
+            PyObject *key = fixed_piece(kafka_keys, (Py_ssize_t)car, "key");
+            PyObject *dict = key ? PyDict_New() : NULL;
+            if (dict == NULL || PyDict_SetItem(dict, KEY, key) < 0 ||
+                PyDict_SetItem(dict, VALUE, message) < 0) {
+                Py_XDECREF(dict);
+                Py_DECREF(message);
+                goto fail;
+            }
+            Py_DECREF(message);
+            message = dict;
+        }
         PyList_SET_ITEM(out, i, message);
     }
     goto done;
@@ -310,14 +374,16 @@ fail:
     Py_CLEAR(out);
 done:
     for (int m = 0; m < MAPS; m++) {
-        if (maps[m].columns != NULL) {
-            for (Py_ssize_t j = 0; j < maps[m].count; j++) {
-                if (maps[m].columns[j].held) {
-                    PyBuffer_Release(&maps[m].columns[j].view);
-                }
+        for (Py_ssize_t j = 0; j < maps[m].count; j++) {
+            if (maps[m].columns != NULL && maps[m].columns[j].held) {
+                PyBuffer_Release(&maps[m].columns[j].view);
             }
-            PyMem_Free(maps[m].columns);
+            if (maps[m].masks != NULL && maps[m].masks[j].held) {
+                PyBuffer_Release(&maps[m].masks[j].view);
+            }
         }
+        PyMem_Free(maps[m].columns);
+        PyMem_Free(maps[m].masks);
     }
     return out;
 }
@@ -333,4 +399,11 @@ static struct PyModuleDef module = {
     -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__framewire(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__framewire(void) {
+    KEY = PyUnicode_InternFromString("key");
+    VALUE = PyUnicode_InternFromString("value");
+    if (KEY == NULL || VALUE == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

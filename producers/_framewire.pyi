@@ -8,6 +8,8 @@ def encode(
     cars: list[int],
     seqs: list[int],
     event_time: int,
-    keys: tuple[tuple[bytes, ...], ...],
+    names: tuple[list[bytes], ...],
     columns: tuple[list[Any], ...],
-) -> list[bytes]: ...
+    masks: tuple[list[Any], ...],
+    kafka_keys: list[bytes] | None,
+) -> list[Any]: ...

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -23,7 +22,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from producers.faults import FaultInjector
 from producers.fleet import FleetConfig
-from producers.publisher import PRODUCER_DEFAULTS, OnDelivery, Publisher, PublishStats
+from producers.publisher import (
+    PRODUCER_DEFAULTS,
+    KafkaMessage,
+    OnDelivery,
+    Publisher,
+    PublishStats,
+)
 from producers.run import RunCounts, Topics, publish_run
 from producers.shards import Shard, run_sharded
 from producers.simulator import Simulator
@@ -194,8 +199,8 @@ class _NullSink:
     ) -> None:
         self.stats.sent += 1
 
-    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
-        self.stats.sent += len(values)
+    def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
+        self.stats.sent += len(messages)
 
     def poll(self, timeout: float = 0.0) -> None:
         return None

@@ -7,11 +7,11 @@ u16 key length and u32 value length, followed by topic, key and value bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from producers.publisher import OnDelivery, PublishStats
+from producers.publisher import KafkaMessage, OnDelivery, PublishStats
 
 MAGIC = b"VDPDRY1\n"
 _LENGTHS = struct.Struct(">HHI")
@@ -41,9 +41,9 @@ class FileSink:
         if on_delivery is not None:
             on_delivery(None, 0, offset)  # one partition per topic, offsets count from 0
 
-    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
-        for key, value in zip(keys, values, strict=True):
-            self.send(topic, key, value)
+    def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
+        for message in messages:
+            self.send(topic, message["key"], message["value"])
 
     def poll(self, timeout: float = 0.0) -> None:
         return None

@@ -2,7 +2,7 @@
 
 Every group is computed for many cars at once from the state arrays: a group function
 takes the cars' state (`CarColumns`) and returns one column per signal (a
-`producers.shapes.Signal`), with a mask where a signal is reported by some cars only
+`producers.signals.Signal`), with a mask where a signal is reported by some cars only
 (cruise speed while cruising, diagnostics every ten seconds).
 """
 
@@ -26,7 +26,7 @@ from producers.physics import (
     WHEELBASE_M,
 )
 from producers.physics import STEERING_RATIO as _STEER
-from producers.shapes import BOOLEANS, DOUBLES, LONGS, STRINGS, Signal
+from producers.signals import BOOLEANS, DOUBLES, LONGS, STRINGS, Signal
 
 Array = NDArray[Any]
 _RPM_PER_MS = 60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M)

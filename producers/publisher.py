@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 # (error or None, partition, offset): the outcome of one message.
 OnDelivery = Callable[[str | None, int, int], None]
+
+
+# One message of a batch, {"key": bytes, "value": bytes}: the form `produce_batch` takes
+# (and marks with an "_error" when the message did not fit the local queue).
+KafkaMessage = dict[str, Any]
+
+
+_value = itemgetter("value")
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,  # broker-side dedupe of retries; implies acks=all
@@ -63,8 +72,8 @@ class Sink(Protocol):
         self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery | None = None
     ) -> None: ...
 
-    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
-        """`send` of each (key, value), with no per-message callback."""
+    def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
+        """`send` of each message, with no per-message callback."""
 
     def poll(self, timeout: float = 0.0) -> None: ...
 
@@ -108,24 +117,24 @@ class Publisher:
             self._unpolled = 0
             self._producer.poll(0)
 
-    def send_many(self, topic: str, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
+    def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
         """`send` for a batch: the same accounting, in one `produce_batch` call.
 
         librdkafka partitions each message by its key as `produce` does, and every message
         still gets its delivery report; a Python-level `produce` call per message cost
-        more than building its dict does.
+        more than building its dict does. The dicts are librdkafka's to mark: a message
+        that did not fit the local queue comes back with an `_error`.
         """
-        messages = [{"key": k, "value": v} for k, v in zip(keys, values, strict=True)]
         if self._producer.produce_batch(topic, messages, on_delivery=self._count) < len(messages):
             self._requeue(topic, messages)
-        self.stats.sent += len(values)
-        self.stats.bytes_sent += sum(map(len, values))
-        self._unpolled += len(values)
+        self.stats.sent += len(messages)
+        self.stats.bytes_sent += sum(map(len, map(_value, messages)))
+        self._unpolled += len(messages)
         if self._unpolled >= _POLL_EVERY:
             self._unpolled = 0
             self._producer.poll(0)
 
-    def _requeue(self, topic: str, messages: list[dict[str, Any]]) -> None:
+    def _requeue(self, topic: str, messages: list[KafkaMessage]) -> None:
         """Send again the messages of a batch that did not fit the local queue, in order.
 
         A batch holds one message per car, so retrying its tail cannot reorder a car's

@@ -55,17 +55,16 @@ def publish_run(
     # With no manifest to feed and no fault to inject, a tick's frames go out encoded in
     # bulk, never built as records.
     bulk = simulator.frame_writer(injector.codec) if manifest is None and injector.passes else None
-    keys = [vin.encode() for vin in simulator.vins]
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)
         if isinstance(item, FrameBatch):
             if bulk is not None:
-                values = bulk.encode(item.cars, item.seqs, item.time_ms, item.shapes)
-                sink.send_many(topics.raw, list(map(keys.__getitem__, item.cars)), values)
-                counts.frames += len(values)
+                messages = bulk.messages(item.cars, item.seqs, item.time_ms, item.signals)
+                sink.send_many(topics.raw, messages)
+                counts.frames += len(messages)
                 counts.samples += item.samples
-                counts.messages += len(values)
+                counts.messages += len(messages)
             else:
                 for emission in item.emissions():
                     _send_frame(emission.record, sink, topics.raw, injector, manifest, counts)

@@ -27,7 +27,7 @@ from producers.fleet import (
 from producers.fleetstep import FleetState
 from producers.frames import Array
 from producers.noise import Draw, car_keys
-from producers.shapes import Shape, Signal, frame_record, shapes
+from producers.signals import Signal, frame_maps, frame_record
 from producers.wire import FrameWriter
 from schemas.codec import AvroCodec
 
@@ -49,23 +49,21 @@ class FrameBatch(NamedTuple):
     time_ms: int
     cars: list[int]  # car indexes
     seqs: list[int]
-    shapes: list[Shape]
+    signals: list[Signal]  # one column per signal, a row per car of `cars`
     fleet: tuple[list[str], list[str]]  # every car's VIN and firmware, by car index
 
     def emissions(self) -> Iterator[Emission]:
-        now, seqs = self.time_ms, self.seqs
+        now, count = self.time_ms, len(self.cars)
         vins, firmware = (list(map(column.__getitem__, self.cars)) for column in self.fleet)
-        records: list[dict[str, Any]] = [{}] * len(self.cars)
-        for shape in self.shapes:
-            rows = range(shape.size) if shape.rows is None else shape.rows.tolist()
-            for k, maps in zip(rows, shape.maps(), strict=True):
-                records[k] = frame_record(vins[k], seqs[k], now, firmware[k], maps)
-        for vin, record in zip(vins, records, strict=True):
-            yield Emission("frame", vin, now, record)
+        for vin, seq, fw, maps in zip(
+            vins, self.seqs, firmware, frame_maps(self.signals, count), strict=True
+        ):
+            yield Emission("frame", vin, now, frame_record(vin, seq, now, fw, maps))
 
     @property
     def samples(self) -> int:
-        return sum(shape.size * shape.samples for shape in self.shapes)
+        count = len(self.cars)
+        return sum(s.reported(count) for s in self.signals)
 
 
 class Simulator:
@@ -141,8 +139,7 @@ class Simulator:
             due_ms[due] = now + parked_ms
 
     def _batch(self, state: FleetState, idx: Array, now: int, signals: list[Signal]) -> FrameBatch:
-        split = shapes(signals, len(idx))
-        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), split, self._fleet)
+        return FrameBatch(now, idx.tolist(), state.v["seq"][idx].tolist(), signals, self._fleet)
 
     def _parked_frames(
         self, state: FleetState, due: Array, now: int, last_ms: list[int]

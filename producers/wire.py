@@ -1,13 +1,12 @@
-"""Messages for a tick's frames at once, straight from the columns.
+"""Messages for a batch of frames at once, straight from its signals' columns.
 
-The frames of one shape (the same signals in the same order, `shapes.Shape`) share one
-layout: per map, the constant bytes of its keys (the block count in front of the first).
-`producers._framewire` (C) lays each frame's values between those constants, behind the
-car's head (marker, fingerprint, VIN) and before its tail (firmware): no per-frame dict
-and no Python bytecode per message.
+`producers._framewire` (C) writes each frame: the car's head (marker, fingerprint, VIN),
+seq and event time, the four maps with the signals that frame reports, then the car's
+tail (firmware). This module knows the schema: it encodes the constant pieces once and
+checks the layout against the codec when the writer is made. No per-frame dict is built
+and no Python bytecode runs per message.
 
-The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that,
-and each layout is checked against the codec when first built).
+The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that).
 """
 
 from __future__ import annotations
@@ -18,11 +17,9 @@ from typing import Any
 import numpy as np
 
 from producers import _framewire
-from producers.shapes import STRINGS, Shape, frame_record
+from producers.publisher import KafkaMessage
+from producers.signals import STRINGS, Signal, frame_maps, frame_record
 from schemas.codec import MARKER, AvroCodec, write_long
-
-Keys = tuple[tuple[str, ...], ...]  # per map: doubles, longs, booleans, strings
-Layout = tuple[tuple[bytes, ...], ...]  # per map: its keys' constant bytes
 
 
 def _string(text: str) -> bytes:
@@ -30,93 +27,87 @@ def _string(text: str) -> bytes:
     return write_long(len(raw)) + raw
 
 
-def _map_keys(keys: Sequence[str]) -> tuple[bytes, ...]:
-    """A map's keys as written: the block count rides in front of the first key."""
-    encoded = [_string(k) for k in keys]
-    if encoded:
-        encoded[0] = write_long(len(keys)) + encoded[0]
-    return tuple(encoded)
-
-
 class FrameWriter:
-    """Encodes a fleet's frame batches; one layout per frame shape, built when first met."""
+    """Encodes a fleet's frame batches (`Signal` columns) as Avro single-object messages."""
 
     def __init__(self, codec: AvroCodec, vins: Sequence[str], firmware: Sequence[str]) -> None:
-        self._codec = codec
-        self._heads = [MARKER + codec.fingerprint + _string(vin) for vin in vins]
-        self._tails = [b"\x02" + _string(version) for version in firmware]  # union branch 1
-        self._layouts: dict[Keys, Layout] = {}
+        _check(codec)
+        self._heads = _heads(codec, vins)
+        self._tails = _tails(firmware)
+        self._kafka_keys = [vin.encode() for vin in vins]
+        self._names: dict[str, bytes] = {}
 
     def encode(
-        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shapes: Sequence[Shape]
+        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, signals: Sequence[Signal]
     ) -> list[bytes]:
         """One message per car of `cars` (car indexes), in that order."""
-        if len(shapes) == 1:
-            return self._encode(cars, seqs, event_time, shapes[0])
-        out = [b""] * len(cars)
-        for shape in shapes:
-            rows = shape.rows.tolist() if shape.rows is not None else range(len(cars))
-            some = self._encode([cars[k] for k in rows], [seqs[k] for k in rows], event_time, shape)
-            for k, message in zip(rows, some, strict=True):
-                out[k] = message
-        return out
+        return _encode(self._heads, self._tails, cars, seqs, event_time, signals, self._names)
 
-    def _layout(self, keys: Keys) -> Layout:
-        layout = self._layouts.get(keys)
-        if layout is None:
-            self._check(keys)
-            layout = self._layouts[keys] = tuple(map(_map_keys, keys))
-        return layout
-
-    def _encode(
-        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, shape: Shape
-    ) -> list[bytes]:
-        return self._write(self._layout(shape.keys), cars, seqs, event_time, shape.columns)
-
-    def _write(
-        self,
-        layout: Layout,
-        cars: Sequence[int],
-        seqs: Sequence[int],
-        event_time: int,
-        columns: tuple[list[Any], ...],
-    ) -> list[bytes]:
-        # The C side reads lists of str for strings (NumPy's fixed-width UTF-32 would
-        # have to be re-encoded there).
-        strings = [c.tolist() if isinstance(c, np.ndarray) else list(c) for c in columns[STRINGS]]
-        return _framewire.encode(
-            self._heads,
-            self._tails,
-            list(cars),
-            list(seqs),
-            event_time,
-            layout,
-            (*columns[:STRINGS], strings),
+    def messages(
+        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, signals: Sequence[Signal]
+    ) -> list[KafkaMessage]:
+        """`encode`, each message with its Kafka key (the car's VIN), ready to publish."""
+        return _encode(
+            self._heads, self._tails, cars, seqs, event_time, signals, self._names, self._kafka_keys
         )
 
-    def _check(self, keys: Keys) -> None:
-        """Refuse a layout that disagrees with the codec's schema (say, a new field)."""
-        # Awkward values: multi-byte and negative varints, -0.0, huge doubles, non-ASCII.
-        awkward: tuple[Any, ...] = (
-            lambda j: -0.0 if j % 2 else 1e300 * (j + 1),
-            lambda j: (-1) ** j * 70 ** (j % 10),
-            lambda j: j % 2 == 0,
-            lambda j: "é" * j,
-        )
-        values = [
-            [make(j) for j in range(len(names))] for make, names in zip(awkward, keys, strict=True)
-        ]
-        seq, event_time = 2**40 + 3, 1_767_225_600_123
-        maps = tuple(
-            dict(zip(names, v, strict=True)) for names, v in zip(keys, values, strict=True)
-        )
-        record = frame_record("", seq, event_time, "", maps)  # type: ignore[arg-type]
-        dtypes = (np.float64, np.int64, np.bool_, np.str_)
-        columns: tuple[list[Any], ...] = tuple(
-            [np.array([x], dtype=dtype) for x in group]
-            for dtype, group in zip(dtypes, values, strict=True)
-        )
-        probe = FrameWriter(self._codec, [""], [""])
-        written = probe._write(tuple(map(_map_keys, keys)), [0], [seq], event_time, columns)
-        if written != [self._codec.encode(record)]:
-            raise ValueError("the bulk frame layout does not match the codec's schema")
+
+def _heads(codec: AvroCodec, vins: Sequence[str]) -> list[bytes]:
+    return [MARKER + codec.fingerprint + _string(vin) for vin in vins]
+
+
+def _tails(firmware: Sequence[str]) -> list[bytes]:
+    return [b"\x02" + _string(version) for version in firmware]  # the union's branch 1
+
+
+def _encode(
+    heads: list[bytes],
+    tails: list[bytes],
+    cars: Sequence[int],
+    seqs: Sequence[int],
+    event_time: int,
+    signals: Sequence[Signal],
+    known_names: dict[str, bytes],
+    kafka_keys: list[bytes] | None = None,
+) -> list[Any]:
+    """The messages as bytes, or with `kafka_keys` (one per car) as `KafkaMessage`s."""
+    names: tuple[list[bytes], ...] = ([], [], [], [])
+    columns: tuple[list[Any], ...] = ([], [], [], [])
+    masks: tuple[list[Any], ...] = ([], [], [], [])
+    for s in signals:
+        name = known_names.get(s.key)
+        if name is None:
+            name = known_names[s.key] = _string(s.key)
+        names[s.field].append(name)
+        # The C side reads lists of str (NumPy's fixed-width UTF-32 would need re-encoding).
+        columns[s.field].append(s.values.tolist() if s.field == STRINGS else s.values)
+        masks[s.field].append(s.present)
+    return _framewire.encode(
+        heads, tails, list(cars), list(seqs), event_time, names, columns, masks, kafka_keys
+    )
+
+
+def _check(codec: AvroCodec) -> None:
+    """Refuse to write for a codec whose schema the C layout disagrees with (a new field)."""
+    # Awkward values in every map: multi-byte and negative varints, -0.0, huge doubles,
+    # non-ASCII and long strings. Frame 1 reports every signal; frame 0 one double only,
+    # so maps of one entry, of several and empty ones are all compared.
+    awkward: tuple[list[Any], ...] = (
+        [-0.0, 1e300, 2.5],
+        [-(70**9), 1, 2**40],
+        [True, False, True],
+        ["é", "", "x" * 200],
+    )
+    signals = [
+        Signal(field, f"{field}.é{j}", np.array([v, v]), np.array([field == j == 0, True]))
+        for field, values in enumerate(awkward)
+        for j, v in enumerate(values)
+    ]
+    vin, seqs, event_time = "VÍN", [2**40, 3], 1_767_225_600_123
+    written = _encode(_heads(codec, [vin]), _tails(["fw"]), [0, 0], seqs, event_time, signals, {})
+    expected = [
+        codec.encode(frame_record(vin, seq, event_time, "fw", maps))
+        for seq, maps in zip(seqs, frame_maps(signals, 2), strict=True)
+    ]
+    if written != expected:
+        raise ValueError("the bulk frame layout does not match the codec's schema")

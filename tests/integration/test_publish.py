@@ -121,7 +121,7 @@ def test_a_batch_lands_where_single_sends_land_and_every_delivery_is_counted(
     topic = new_topic("raw", partitions=6)
     keys = [f"VIN{i:014d}".encode() for i in range(300)]
     publisher = Publisher(kafka_bootstrap)
-    publisher.send_many(topic, keys, [b"batch:" + k for k in keys])
+    publisher.send_many(topic, [{"key": k, "value": b"batch:" + k} for k in keys])
     for key in keys:
         publisher.send(topic, key, b"single:" + key)
     stats = publisher.close(30)
@@ -139,7 +139,7 @@ def test_a_batch_larger_than_the_local_queue_waits_and_loses_nothing(
     topic = new_topic("raw", partitions=2)
     keys = [f"VIN{i:014d}".encode() for i in range(2_000)]
     publisher = Publisher(kafka_bootstrap, {"queue.buffering.max.messages": 500})
-    publisher.send_many(topic, keys, keys)
+    publisher.send_many(topic, [{"key": k, "value": k} for k in keys])
     stats = publisher.close(30)
     assert stats.buffer_full_waits > 0
     assert (stats.sent, stats.delivered, stats.failed) == (2_000, 2_000, 0)

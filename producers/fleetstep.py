@@ -137,13 +137,14 @@ class FleetState:
         dx = (lat - v["home_lat"][idx]) * METRES_PER_DEG_LAT
         dy = (v["lon"][idx] - v["home_lon"][idx]) * METRES_PER_DEG_LAT * np.cos(np.radians(lat))
         radius = v["radius_m"][idx]
-        outside = dx * dx + dy * dy > radius * radius
-        # Outside the city's radius: turn back towards the centre (clockwise = right).
-        home = np.degrees(np.arctan2(-dy, -dx)) % 360.0
-        off = (home - heading + 540.0) % 360.0 - 180.0
-        back = np.where(off > 0, -limit, limit)
-        wander = v["curvature"][idx] + (noise - 0.5) * 0.004 * HALF_WIDTH * np.sqrt(dt)
-        curvature = np.clip(np.where(outside, back, wander), -limit, limit)
+        outside = np.flatnonzero(dx * dx + dy * dy > radius * radius)
+        curvature = v["curvature"][idx] + (noise - 0.5) * 0.004 * HALF_WIDTH * np.sqrt(dt)
+        if outside.size:  # a few cars: the bearing home only for them
+            # Outside the city's radius: turn back towards the centre (clockwise = right).
+            home = np.degrees(np.arctan2(-dy[outside], -dx[outside])) % 360.0
+            off = (home - heading[outside] + 540.0) % 360.0 - 180.0
+            curvature[outside] = np.where(off > 0, -limit[outside], limit[outside])
+        curvature = np.clip(curvature, -limit, limit)
         v["curvature"][idx] = curvature
         v["heading"][idx] = (heading - np.degrees(curvature * mean * dt)) % 360.0
 

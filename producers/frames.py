@@ -267,8 +267,9 @@ def vehicle_state(c: CarColumns) -> list[Signal]:
 
 def diagnostics(c: CarColumns, when: Array | None = None) -> list[Signal]:
     """The diagnostics group, reported by the cars `when` (a mask; None: all of them)."""
-    codes = [c.state.cars[i].trouble_codes for i in c.idx.tolist()]  # per-car lists
-    count = np.array([len(listed) for listed in codes], dtype=np.int64)
+    cars = c.state.cars
+    codes = [cars[i].trouble_codes for i in c.idx.tolist()]  # per-car lists
+    count = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
     tyres = c.state.tyres[c.idx]
     to_service = 20_000.0 - c["odometer_km"] % 20_000.0
     with_codes = count > 0 if when is None else (count > 0) & when
@@ -282,7 +283,7 @@ def diagnostics(c: CarColumns, when: Array | None = None) -> list[Signal]:
         Signal(
             STRINGS,
             "Vehicle.Diagnostics.DTCList",
-            np.array([",".join(listed) for listed in codes], dtype=str),
+            np.array(list(map(",".join, codes)), dtype=str),
             with_codes,
         ),
         Signal(DOUBLES, "Vehicle.Service.DistanceToService", to_service, when),

@@ -3,7 +3,7 @@
 `producers._framewire` (C) writes each frame: the car's head (marker, fingerprint, VIN),
 seq and event time, the four maps with the signals that frame reports, then the car's
 tail (firmware). This module knows the schema: it encodes the constant pieces once and
-checks the layout against the codec when the writer is made. No per-frame dict is built
+checks the layout against the codec when the writer is made. No frame record is built
 and no Python bytecode runs per message.
 
 The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that).

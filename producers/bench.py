@@ -6,7 +6,9 @@ Phases, each bounded by `seconds` of wall time, on one temporary topic:
 2. raw produce: pre-encoded messages of the simulator's own sizes through a bare
    confluent-kafka Producer with the publisher's configuration — the ceiling;
 3. simulate + publish: the real path (`publish_run` into `Publisher`).
-Rates include the final flush, so they count delivered messages, not queued ones.
+Rates include the final flush, so they count delivered messages, not queued ones. The two
+Kafka phases also report the main thread's CPU time per frame: on a shared machine it
+moves less between runs than the rates do.
 """
 
 from __future__ import annotations
@@ -45,16 +47,23 @@ class Phase:
     frames: int
     samples: int
     seconds: float
+    cpu_seconds: float | None = None  # the main thread's, where measured
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds
 
+    @property
+    def cpu_us_per_frame(self) -> float | None:
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.frames * 1e6
+
     def line(self) -> str:
-        return (
+        text = (
             f"{self.name:<22} {self.frames:>10,} frames in {self.seconds:6.2f} s  "
             f"{self.fps:>10,.0f} frames/s  {self.samples / self.seconds:>12,.0f} samples/s"
         )
+        cpu = self.cpu_us_per_frame
+        return text if cpu is None else f"{text}  {cpu:5.2f} µs CPU/frame"
 
 
 @dataclass
@@ -65,6 +74,13 @@ class Report:
     @property
     def ratio(self) -> float:
         return self.phases["simulate+publish"].fps / self.phases["raw produce"].fps
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Raw produce's main-thread CPU per frame over simulate+publish's."""
+        raw = self.phases["raw produce"].cpu_us_per_frame
+        real = self.phases["simulate+publish"].cpu_us_per_frame
+        return None if raw is None or real is None else raw / real
 
 
 def _samples(frame: dict[str, Any]) -> int:
@@ -147,6 +163,8 @@ def run_benchmark(
             admin.delete_topics([topic])[topic].result(timeout=30)
     report = Report(phases, failed + raw_failed)
     say(f"simulate+publish / raw produce = {report.ratio:.2f} (target >= 0.50)")
+    if report.cpu_ratio is not None:
+        say(f"  in main-thread CPU per frame: {report.cpu_ratio:.2f}")
     if processes > 1:
         sharded = phases[f"simulate+publish x{processes}"].fps / phases["raw produce"].fps
         say(f"simulate+publish x{processes} / raw produce (one process) = {sharded:.2f}")
@@ -170,7 +188,7 @@ def _raw_produce(
         if err is not None:
             failed[0] += 1
 
-    n, t0 = 0, time.perf_counter()
+    n, t0, cpu0 = 0, time.perf_counter(), time.thread_time()
     for key, value in itertools.cycle(messages):
         while True:
             try:
@@ -184,8 +202,8 @@ def _raw_produce(
             if time.perf_counter() - t0 > seconds:
                 break
     producer.flush(60)
-    elapsed = time.perf_counter() - t0
-    return Phase("raw produce", n, int(n * samples_per_frame), elapsed), failed[0]
+    elapsed, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+    return Phase("raw produce", n, int(n * samples_per_frame), elapsed, cpu), failed[0]
 
 
 class _NullSink:
@@ -252,7 +270,7 @@ def _simulate_publish(
     simulator = Simulator(_config(cars, hz, seed=2))
     injector = FaultInjector(telemetry_codec(), load_catalog())
     publisher = Publisher(bootstrap)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     counts = publish_run(
         simulator,
         publisher,
@@ -261,5 +279,6 @@ def _simulate_publish(
         stop=lambda: time.perf_counter() - t0 > seconds,
     )
     stats = publisher.close(60)
-    elapsed = time.perf_counter() - t0
-    return Phase("simulate+publish", counts.frames, counts.samples, elapsed), stats.failed
+    elapsed, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
+    phase = Phase("simulate+publish", counts.frames, counts.samples, elapsed, cpu)
+    return phase, stats.failed

@@ -27,13 +27,26 @@ typedef struct {
     int held;
 } Column;
 
+/* One signal of the batch, its pointers resolved once per call: the loops per frame
+ * read nothing through Python objects but the strings. */
 typedef struct {
-    Py_ssize_t count;      /* signals of the map */
-    PyObject **names;      /* the keys' encoded bytes, borrowed from the caller's list */
-    Column *columns;       /* DOUBLES, LONGS, BOOLEANS */
-    PyObject **strings;    /* STRINGS: each column a list of str, borrowed */
-    Column *masks;         /* per signal: not held = every frame reports it */
-} Map;
+    int map;                /* DOUBLES, LONGS, BOOLEANS or STRINGS */
+    const char *name;       /* the key as Avro writes it (length, UTF-8) */
+    Py_ssize_t name_len;
+    const char *values;     /* fixed-width maps: the column's first value */
+    Py_ssize_t stride;
+    PyObject *strings;      /* STRINGS: the column, a list of str (borrowed) */
+    const char *mask;       /* NULL: every frame reports the signal */
+    Py_ssize_t mask_stride;
+    Column column, present; /* the buffers behind `values` and `mask` */
+} Field;
+
+/* What one frame reports: per field whether it is there, and a string's UTF-8. */
+typedef struct {
+    const char *text;
+    Py_ssize_t len;
+    int on;
+} Cell;
 
 static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 
@@ -71,10 +84,6 @@ static inline char *put_double(char *p, const char *cell) {
     }
 #endif
     return p + 8;
-}
-
-static inline const char *cell(const Column *c, Py_ssize_t row) {
-    return (const char *)c->view.buf + row * c->view.strides[0];
 }
 
 /* A column's format must match its map exactly: the codec would refuse (or round) a
@@ -123,81 +132,80 @@ static const char *utf8(PyObject *list, Py_ssize_t row, Py_ssize_t *size) {
     return PyUnicode_AsUTF8AndSize(s, size);
 }
 
-static inline int reports(const Map *map, Py_ssize_t j, Py_ssize_t row) {
-    return !map->masks[j].held || *cell(&map->masks[j], row);
-}
-
-/* The bytes of a row's four maps, or -1 on error; `counts` gets each map's entries. */
-static Py_ssize_t maps_size(const Map *maps, Py_ssize_t row, Py_ssize_t *counts) {
+/* Sizes frame `row`: which fields it reports (into `cells`), each map's entry count
+ * (into `counts`), and the bytes its four maps take; -1 on error. */
+static Py_ssize_t size_frame(const Field *fields, Py_ssize_t nfields, Py_ssize_t row,
+                             Cell *cells, Py_ssize_t *counts) {
     Py_ssize_t size = MAPS; /* the end markers */
-    for (int m = 0; m < MAPS; m++) {
-        const Map *map = &maps[m];
-        Py_ssize_t count = 0;
-        for (Py_ssize_t j = 0; j < map->count; j++) {
-            if (!reports(map, j, row)) {
-                continue;
-            }
-            count++;
-            size += PyBytes_GET_SIZE(map->names[j]);
-            switch (m) {
-            case DOUBLES:
-                size += 8;
-                break;
-            case LONGS: {
-                int64_t v;
-                memcpy(&v, cell(&map->columns[j], row), 8);
-                size += varint_size(zigzag(v));
-                break;
-            }
-            case BOOLEANS:
-                size += 1;
-                break;
-            default: {
-                Py_ssize_t n;
-                if (utf8(map->strings[j], row, &n) == NULL) {
-                    return -1;
-                }
-                size += varint_size(zigzag(n)) + n;
-            }
-            }
+    memset(counts, 0, MAPS * sizeof *counts);
+    for (Py_ssize_t j = 0; j < nfields; j++) {
+        const Field *f = &fields[j];
+        Cell *c = &cells[j];
+        c->on = f->mask == NULL || f->mask[row * f->mask_stride];
+        if (!c->on) {
+            continue;
         }
-        counts[m] = count;
-        size += count ? varint_size(zigzag(count)) : 0;
+        counts[f->map]++;
+        size += f->name_len;
+        switch (f->map) {
+        case DOUBLES:
+            size += 8;
+            break;
+        case LONGS: {
+            int64_t v;
+            memcpy(&v, f->values + row * f->stride, 8);
+            size += varint_size(zigzag(v));
+            break;
+        }
+        case BOOLEANS:
+            size += 1;
+            break;
+        default:
+            c->text = utf8(f->strings, row, &c->len);
+            if (c->text == NULL) {
+                return -1;
+            }
+            size += varint_size(zigzag(c->len)) + c->len;
+        }
+    }
+    for (int m = 0; m < MAPS; m++) {
+        size += counts[m] ? varint_size(zigzag(counts[m])) : 0;
     }
     return size;
 }
 
-static char *put_maps(char *p, const Map *maps, Py_ssize_t row, const Py_ssize_t *counts) {
+/* Writes frame `row`'s four maps as `size_frame` found them. Fields come map by map. */
+static char *put_frame(char *p, const Field *fields, Py_ssize_t nfields, Py_ssize_t row,
+                       const Cell *cells, const Py_ssize_t *counts) {
+    Py_ssize_t j = 0;
     for (int m = 0; m < MAPS; m++) {
-        const Map *map = &maps[m];
         if (counts[m]) {
             p = put_varint(p, zigzag(counts[m])); /* one block holds the whole map */
         }
-        for (Py_ssize_t j = 0; j < map->count; j++) {
-            if (!reports(map, j, row)) {
+        for (; j < nfields && fields[j].map == m; j++) {
+            const Field *f = &fields[j];
+            if (!cells[j].on) {
                 continue;
             }
-            p = put_bytes(p, map->names[j]);
+            memcpy(p, f->name, (size_t)f->name_len);
+            p += f->name_len;
             switch (m) {
             case DOUBLES:
-                p = put_double(p, cell(&map->columns[j], row));
+                p = put_double(p, f->values + row * f->stride);
                 break;
             case LONGS: {
                 int64_t v;
-                memcpy(&v, cell(&map->columns[j], row), 8);
+                memcpy(&v, f->values + row * f->stride, 8);
                 p = put_varint(p, zigzag(v));
                 break;
             }
             case BOOLEANS:
-                *p++ = *cell(&map->columns[j], row) ? 1 : 0;
+                *p++ = f->values[row * f->stride] ? 1 : 0;
                 break;
-            default: {
-                Py_ssize_t n;
-                const char *s = utf8(map->strings[j], row, &n); /* sized before: cannot fail */
-                p = put_varint(p, zigzag(n));
-                memcpy(p, s, (size_t)n);
-                p += n;
-            }
+            default:
+                p = put_varint(p, zigzag(cells[j].len));
+                memcpy(p, cells[j].text, (size_t)cells[j].len);
+                p += cells[j].len;
             }
         }
         *p++ = 0; /* the map's end (an empty map is this byte alone) */
@@ -273,9 +281,8 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
 
-    Map maps[MAPS];
-    memset(maps, 0, sizeof maps);
-    PyObject *out = NULL;
+    /* The fields, map by map, with one Cell each of scratch for the frame at hand. */
+    Py_ssize_t nfields = 0;
     for (int m = 0; m < MAPS; m++) {
         PyObject *k = PyTuple_GET_ITEM(names, m), *c = PyTuple_GET_ITEM(columns, m);
         PyObject *r = PyTuple_GET_ITEM(masks, m);
@@ -283,41 +290,52 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyList_GET_SIZE(c) != PyList_GET_SIZE(k) || PyList_GET_SIZE(r) != PyList_GET_SIZE(k)) {
             PyErr_SetString(PyExc_TypeError, "each map needs lists of names, columns and masks "
                                              "of one length");
-            goto done;
+            return NULL;
         }
-        Map *map = &maps[m];
-        map->count = PyList_GET_SIZE(k);
-        map->names = &PyList_GET_ITEM(k, 0);
-        map->columns = PyMem_Calloc((size_t)map->count + 1, sizeof(Column));
-        map->masks = PyMem_Calloc((size_t)map->count + 1, sizeof(Column));
-        if (map->columns == NULL || map->masks == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        for (Py_ssize_t j = 0; j < map->count; j++) {
-            if (!PyBytes_Check(map->names[j])) {
+        nfields += PyList_GET_SIZE(k);
+    }
+    Field *fields = PyMem_Calloc((size_t)nfields + 1, sizeof(Field));
+    Cell *cells = PyMem_Calloc((size_t)nfields + 1, sizeof(Cell));
+    PyObject *out = NULL;
+    if (fields == NULL || cells == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t j = 0;
+    for (int m = 0; m < MAPS; m++) {
+        PyObject *k = PyTuple_GET_ITEM(names, m), *c = PyTuple_GET_ITEM(columns, m);
+        PyObject *r = PyTuple_GET_ITEM(masks, m);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(k); i++, j++) {
+            Field *f = &fields[j];
+            PyObject *name = PyList_GET_ITEM(k, i), *mask = PyList_GET_ITEM(r, i);
+            PyObject *column = PyList_GET_ITEM(c, i);
+            f->map = m;
+            if (!PyBytes_Check(name)) {
                 PyErr_SetString(PyExc_TypeError, "names must be bytes");
                 goto done;
             }
-            PyObject *mask = PyList_GET_ITEM(r, j);
-            if (mask != Py_None && open_column(&map->masks[j], mask, BOOLEANS, rows) < 0) {
-                goto done;
+            f->name = PyBytes_AS_STRING(name);
+            f->name_len = PyBytes_GET_SIZE(name);
+            if (mask != Py_None) {
+                if (open_column(&f->present, mask, BOOLEANS, rows) < 0) {
+                    goto done;
+                }
+                f->mask = f->present.view.buf;
+                f->mask_stride = f->present.view.strides[0];
             }
-        }
-        if (m == STRINGS) {
-            map->strings = &PyList_GET_ITEM(c, 0);
-            for (Py_ssize_t j = 0; j < map->count; j++) {
-                if (!PyList_Check(map->strings[j]) || PyList_GET_SIZE(map->strings[j]) != rows) {
+            if (m == STRINGS) {
+                if (!PyList_Check(column) || PyList_GET_SIZE(column) != rows) {
                     PyErr_Format(PyExc_ValueError, "a strings column is a list of %zd str", rows);
                     goto done;
                 }
+                f->strings = column;
+                continue;
             }
-            continue;
-        }
-        for (Py_ssize_t j = 0; j < map->count; j++) {
-            if (open_column(&map->columns[j], PyList_GET_ITEM(c, j), m, rows) < 0) {
+            if (open_column(&f->column, column, m, rows) < 0) {
                 goto done;
             }
+            f->values = f->column.view.buf;
+            f->stride = f->column.view.strides[0];
         }
     }
 
@@ -336,7 +354,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto fail;
         }
         Py_ssize_t counts[MAPS];
-        Py_ssize_t body = maps_size(maps, i, counts);
+        Py_ssize_t body = size_frame(fields, nfields, i, cells, counts);
         if (body < 0) {
             goto fail;
         }
@@ -351,7 +369,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         p = put_bytes(p, head);
         p = put_varint(p, zseq);
         p = put_varint(p, zigzag(event_time));
-        p = put_maps(p, maps, i, counts);
+        p = put_frame(p, fields, nfields, i, cells, counts);
         p = put_bytes(p, tail);
         assert(p == PyBytes_AS_STRING(message) + size);
         if (kafka_keys != Py_None) {
@@ -372,18 +390,16 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 fail:
     Py_CLEAR(out);
 done:
-    for (int m = 0; m < MAPS; m++) {
-        for (Py_ssize_t j = 0; j < maps[m].count; j++) {
-            if (maps[m].columns != NULL && maps[m].columns[j].held) {
-                PyBuffer_Release(&maps[m].columns[j].view);
-            }
-            if (maps[m].masks != NULL && maps[m].masks[j].held) {
-                PyBuffer_Release(&maps[m].masks[j].view);
-            }
+    for (Py_ssize_t i = 0; fields != NULL && i < nfields; i++) {
+        if (fields[i].column.held) {
+            PyBuffer_Release(&fields[i].column.view);
         }
-        PyMem_Free(maps[m].columns);
-        PyMem_Free(maps[m].masks);
+        if (fields[i].present.held) {
+            PyBuffer_Release(&fields[i].present.view);
+        }
     }
+    PyMem_Free(fields);
+    PyMem_Free(cells);
     return out;
 }
 

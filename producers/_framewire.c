@@ -1,5 +1,5 @@
 /*
- * Avro single-object messages for a batch of telemetry frames of one shape, in one C loop.
+ * Avro single-object messages for a batch of telemetry frames, in one C loop.
  *
  * The Python side (`producers/wire.py`) knows the schema: it hands over each car's
  * constant head (marker, fingerprint, VIN) and tail (firmware), and per map its signals:
@@ -95,7 +95,8 @@ static int open_column(Column *c, PyObject *obj, int map, Py_ssize_t rows) {
     }
     c->held = 1;
     const char *f = c->view.format ? c->view.format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') {
+    /* Values are read in the machine's byte order: only a native one will do. */
+    if (*f == '=' || *f == '@' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
         f++;
     }
     int ok;

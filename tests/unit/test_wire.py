@@ -129,6 +129,7 @@ def test_a_long_is_written_as_the_codec_writes_it(value: int) -> None:
     ("field", "column", "present", "error"),
     [
         (DOUBLES, np.array([1], dtype=np.int64), None, "float64"),  # an int for a double
+        (DOUBLES, np.array([1.0], dtype=">f8"), None, "float64"),  # not the machine's order
         (LONGS, np.array([1.5]), None, "int64"),  # a float for a long: the codec refuses it
         (LONGS, np.array([1], dtype=np.int32), None, "int64"),
         (BOOLEANS, np.array([1], dtype=np.uint8), None, "bool"),

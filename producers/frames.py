@@ -166,7 +166,7 @@ class CarColumns:
 
 
 def _some(present: Array) -> Array | None:
-    """`present`, or None when every car reports (one frame shape fewer to tell apart)."""
+    """`present`, or None when every car reports (no mask to read per frame)."""
     return None if present.all() else present
 
 

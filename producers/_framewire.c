@@ -2,10 +2,10 @@
  * Avro single-object messages for a batch of telemetry frames, in one C loop.
  *
  * The Python side (`producers/wire.py`) knows the schema: it hands over each car's
- * constant head (marker, fingerprint, VIN) and tail (firmware), and per map its signals:
- * the key's constant bytes, a column of values and, for a signal only some frames
- * report, a mask. This file lays each frame's maps out as Avro does (one block: its
- * count, then key and value of each signal the frame reports, then the end marker):
+ * constant head (marker, fingerprint, VIN) and tail (firmware), and the batch's signals
+ * (`producers.signals.Signal`: map, key, a column of values and, for a signal only some
+ * frames report, a mask). This file lays each frame's maps out as Avro does (one block:
+ * its count, then key and value of each signal the frame reports, then the end marker):
  * zig-zag varints for longs, 8 little-endian bytes for doubles, one byte for booleans,
  * length-prefixed UTF-8 for strings. Every message is sized first and written straight
  * into its bytes object, so nothing is copied twice.
@@ -35,7 +35,7 @@ typedef struct {
     Py_ssize_t name_len;
     const char *values;     /* fixed-width maps: the column's first value */
     Py_ssize_t stride;
-    PyObject *strings;      /* STRINGS: the column, a list of str (borrowed) */
+    PyObject *strings;      /* STRINGS: the column as a list of str (a reference) */
     const char *mask;       /* NULL: every frame reports the signal */
     Py_ssize_t mask_stride;
     Column column, present; /* the buffers behind `values` and `mask` */
@@ -236,26 +236,104 @@ static PyObject *fixed_piece(PyObject *list, Py_ssize_t car, const char *what) {
     return piece;
 }
 
+/* The key as Avro writes it (zig-zag length, UTF-8), from `cache` or made and cached. */
+static PyObject *encoded_name(PyObject *cache, PyObject *key) {
+    PyObject *name = PyDict_GetItemWithError(cache, key); /* borrowed */
+    if (name != NULL || PyErr_Occurred()) {
+        return name;
+    }
+    Py_ssize_t n;
+    const char *text = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &n) : NULL;
+    if (text == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "a signal's key must be a str");
+        }
+        return NULL;
+    }
+    char prefix[10];
+    Py_ssize_t len = put_varint(prefix, zigzag(n)) - prefix;
+    name = PyBytes_FromStringAndSize(NULL, len + n);
+    if (name == NULL) {
+        return NULL;
+    }
+    memcpy(PyBytes_AS_STRING(name), prefix, (size_t)len);
+    memcpy(PyBytes_AS_STRING(name) + len, text, (size_t)n);
+    int failed = PyDict_SetItem(cache, key, name);
+    Py_DECREF(name); /* the cache holds it */
+    return failed ? NULL : name;
+}
+
+/* Resolves one signal (a `producers.signals.Signal`: field, key, values, present) into
+ * `f`, for a batch of `rows` frames. */
+static int open_field(Field *f, PyObject *signal, PyObject *cache, Py_ssize_t rows) {
+    if (!PyTuple_Check(signal) || PyTuple_GET_SIZE(signal) != 4) {
+        PyErr_SetString(PyExc_TypeError, "a signal is a (field, key, values, present) tuple");
+        return -1;
+    }
+    long map = PyLong_AsLong(PyTuple_GET_ITEM(signal, 0));
+    if (map < DOUBLES || map > STRINGS) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_ValueError, "no map %ld", map);
+        }
+        return -1;
+    }
+    f->map = (int)map;
+    PyObject *name = encoded_name(cache, PyTuple_GET_ITEM(signal, 1));
+    if (name == NULL) {
+        return -1;
+    }
+    f->name = PyBytes_AS_STRING(name);
+    f->name_len = PyBytes_GET_SIZE(name);
+    PyObject *values = PyTuple_GET_ITEM(signal, 2), *mask = PyTuple_GET_ITEM(signal, 3);
+    if (mask != Py_None) {
+        if (open_column(&f->present, mask, BOOLEANS, rows) < 0) {
+            return -1;
+        }
+        f->mask = f->present.view.buf;
+        f->mask_stride = f->present.view.strides[0];
+    }
+    if (map == STRINGS) {
+        /* NumPy's fixed-width UTF-32 strings become str objects once, here. */
+        f->strings = PyList_Check(values) ? Py_NewRef(values)
+                                          : PyObject_CallMethod(values, "tolist", NULL);
+        if (f->strings == NULL) {
+            return -1;
+        }
+        if (!PyList_Check(f->strings) || PyList_GET_SIZE(f->strings) != rows) {
+            PyErr_Format(PyExc_ValueError, "a strings column of %zd str was expected", rows);
+            return -1;
+        }
+        return 0;
+    }
+    if (open_column(&f->column, values, (int)map, rows) < 0) {
+        return -1;
+    }
+    f->values = f->column.view.buf;
+    f->stride = f->column.view.strides[0];
+    return 0;
+}
+
 PyDoc_STRVAR(encode_doc,
-    "encode(heads, tails, cars, seqs, event_time, names, columns, masks, kafka_keys)\n\n"
-    "One message per car index of `cars`: heads[car], seq, event_time, the four maps,\n"
-    "then tails[car]. Per map: names, the signals' keys as encoded bytes; columns, one\n"
-    "per key (float64 / int64 / bool buffers, lists of str for strings); masks, one per\n"
-    "key (None: every frame reports the signal; else a bool buffer of the frames that\n"
-    "do). Returns the messages as bytes, or with kafka_keys (bytes per car) as dicts\n"
-    "{'key': kafka_keys[car], 'value': message}, the form Producer.produce_batch takes.");
+    "encode(heads, tails, cars, seqs, event_time, signals, names, kafka_keys, start, stop)\n\n"
+    "One message for each frame start:stop of a batch. Frame k is car cars[k]: heads[car],\n"
+    "seqs[k], event_time, the four maps of the signals frame k reports, then tails[car].\n"
+    "signals: the batch's Signal tuples (field, key, values, present), each column one\n"
+    "value per frame (float64 / int64 / bool buffers, str for strings; present None or\n"
+    "a bool buffer). names: a dict caching each key's encoded bytes. Returns bytes, or\n"
+    "with kafka_keys (bytes per car) dicts {'key': kafka_keys[car], 'value': message},\n"
+    "the form Producer.produce_batch takes.");
 
 static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "encode() takes 9 arguments");
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "encode() takes 10 arguments");
         return NULL;
     }
     PyObject *heads = args[0], *tails = args[1], *cars = args[2], *seqs = args[3];
-    PyObject *names = args[5], *columns = args[6], *masks = args[7], *kafka_keys = args[8];
-    int64_t event_time;
+    PyObject *signals = args[5], *cache = args[6], *kafka_keys = args[7];
     if (!PyList_Check(heads) || !PyList_Check(tails) || !PyList_Check(cars) ||
-        !PyList_Check(seqs)) {
-        PyErr_SetString(PyExc_TypeError, "heads, tails, cars and seqs must be lists");
+        !PyList_Check(seqs) || !PyList_Check(signals) || !PyDict_Check(cache)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "heads, tails, cars, seqs and signals must be lists, names a dict");
         return NULL;
     }
     if (kafka_keys != Py_None && !PyList_Check(kafka_keys)) {
@@ -267,34 +345,17 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "one seq per car is needed");
         return NULL;
     }
-    {
-        long long t = PyLong_AsLongLong(args[4]);
-        if (t == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        event_time = (int64_t)t;
-    }
-    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != MAPS || !PyTuple_Check(columns) ||
-        PyTuple_GET_SIZE(columns) != MAPS || !PyTuple_Check(masks) ||
-        PyTuple_GET_SIZE(masks) != MAPS) {
-        PyErr_SetString(PyExc_TypeError,
-                        "names, columns and masks must be tuples of four (one per map)");
+    long long event_time = PyLong_AsLongLong(args[4]);
+    Py_ssize_t start = PyLong_AsSsize_t(args[8]), stop = PyLong_AsSsize_t(args[9]);
+    if (PyErr_Occurred()) {
         return NULL;
     }
+    start = start < 0 ? 0 : start > rows ? rows : start;
+    stop = stop < start ? start : stop > rows ? rows : stop;
 
-    /* The fields, map by map, with one Cell each of scratch for the frame at hand. */
-    Py_ssize_t nfields = 0;
-    for (int m = 0; m < MAPS; m++) {
-        PyObject *k = PyTuple_GET_ITEM(names, m), *c = PyTuple_GET_ITEM(columns, m);
-        PyObject *r = PyTuple_GET_ITEM(masks, m);
-        if (!PyList_Check(k) || !PyList_Check(c) || !PyList_Check(r) ||
-            PyList_GET_SIZE(c) != PyList_GET_SIZE(k) || PyList_GET_SIZE(r) != PyList_GET_SIZE(k)) {
-            PyErr_SetString(PyExc_TypeError, "each map needs lists of names, columns and masks "
-                                             "of one length");
-            return NULL;
-        }
-        nfields += PyList_GET_SIZE(k);
-    }
+    /* The fields map by map (each map's signals in batch order), each with a Cell of
+     * scratch for the frame at hand. */
+    Py_ssize_t nfields = PyList_GET_SIZE(signals);
     Field *fields = PyMem_Calloc((size_t)nfields + 1, sizeof(Field));
     Cell *cells = PyMem_Calloc((size_t)nfields + 1, sizeof(Cell));
     PyObject *out = NULL;
@@ -304,47 +365,30 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t j = 0;
     for (int m = 0; m < MAPS; m++) {
-        PyObject *k = PyTuple_GET_ITEM(names, m), *c = PyTuple_GET_ITEM(columns, m);
-        PyObject *r = PyTuple_GET_ITEM(masks, m);
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(k); i++, j++) {
-            Field *f = &fields[j];
-            PyObject *name = PyList_GET_ITEM(k, i), *mask = PyList_GET_ITEM(r, i);
-            PyObject *column = PyList_GET_ITEM(c, i);
-            f->map = m;
-            if (!PyBytes_Check(name)) {
-                PyErr_SetString(PyExc_TypeError, "names must be bytes");
+        for (Py_ssize_t i = 0; i < nfields; i++) {
+            PyObject *signal = PyList_GET_ITEM(signals, i);
+            PyObject *field = PyTuple_Check(signal) && PyTuple_GET_SIZE(signal) > 0
+                                  ? PyTuple_GET_ITEM(signal, 0)
+                                  : NULL;
+            long map = field ? PyLong_AsLong(field) : m;
+            if (map == -1 && PyErr_Occurred()) {
                 goto done;
             }
-            f->name = PyBytes_AS_STRING(name);
-            f->name_len = PyBytes_GET_SIZE(name);
-            if (mask != Py_None) {
-                if (open_column(&f->present, mask, BOOLEANS, rows) < 0) {
-                    goto done;
-                }
-                f->mask = f->present.view.buf;
-                f->mask_stride = f->present.view.strides[0];
-            }
-            if (m == STRINGS) {
-                if (!PyList_Check(column) || PyList_GET_SIZE(column) != rows) {
-                    PyErr_Format(PyExc_ValueError, "a strings column is a list of %zd str", rows);
-                    goto done;
-                }
-                f->strings = column;
-                continue;
-            }
-            if (open_column(&f->column, column, m, rows) < 0) {
+            if (map == m && open_field(&fields[j++], signal, cache, rows) < 0) {
                 goto done;
             }
-            f->values = f->column.view.buf;
-            f->stride = f->column.view.strides[0];
         }
     }
+    if (j != nfields) {
+        PyErr_SetString(PyExc_ValueError, "a signal's field must be a map (0 to 3)");
+        goto done;
+    }
 
-    out = PyList_New(rows);
+    out = PyList_New(stop - start);
     if (out == NULL) {
         goto done;
     }
-    for (Py_ssize_t i = 0; i < rows; i++) {
+    for (Py_ssize_t i = start; i < stop; i++) {
         int64_t car, seq;
         if (long_at(cars, i, &car) < 0 || long_at(seqs, i, &seq) < 0) {
             goto fail;
@@ -385,7 +429,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(message);
             message = dict;
         }
-        PyList_SET_ITEM(out, i, message);
+        PyList_SET_ITEM(out, i - start, message);
     }
     goto done;
 fail:
@@ -398,6 +442,7 @@ done:
         if (fields[i].present.held) {
             PyBuffer_Release(&fields[i].present.view);
         }
+        Py_XDECREF(fields[i].strings);
     }
     PyMem_Free(fields);
     PyMem_Free(cells);

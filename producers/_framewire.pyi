@@ -8,8 +8,9 @@ def encode(
     cars: list[int],
     seqs: list[int],
     event_time: int,
-    names: tuple[list[bytes], ...],
-    columns: tuple[list[Any], ...],
-    masks: tuple[list[Any], ...],
+    signals: list[Any],  # producers.signals.Signal tuples
+    names: dict[str, bytes],
     kafka_keys: list[bytes] | None,
+    start: int,
+    stop: int,
 ) -> list[Any]: ...

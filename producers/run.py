@@ -65,12 +65,14 @@ def publish_run(
             pace(item.time_ms)
         if isinstance(item, FrameBatch):
             if bulk is not None:
-                for part in item.parts(BULK_PART):
-                    messages = bulk.messages(part.cars, part.seqs, part.time_ms, part.signals)
+                cars, seqs, signals = item.cars, item.seqs, item.signals
+                for first in range(0, len(cars), BULK_PART):
+                    end = first + BULK_PART
+                    messages = bulk.messages(cars, seqs, item.time_ms, signals, first, end)
                     sink.send_many(topics.raw, messages)
-                    counts.frames += len(messages)
-                    counts.samples += part.samples
-                    counts.messages += len(messages)
+                counts.frames += len(item.cars)
+                counts.samples += item.samples
+                counts.messages += len(item.cars)
             else:
                 for emission in item.emissions():
                     _send_frame(emission.record, sink, topics.raw, injector, manifest, counts)

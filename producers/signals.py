@@ -46,11 +46,6 @@ class Signal(NamedTuple):
         """How many of the batch's `count` frames report this signal."""
         return count if self.present is None else int(np.count_nonzero(self.present))
 
-    def rows(self, start: int, stop: int) -> Signal:
-        """The signal for the batch's frames `start:stop` (views, not copies)."""
-        present = None if self.present is None else self.present[start:stop]
-        return self._replace(values=self.values[start:stop], present=present)
-
 
 def frame_maps(signals: Sequence[Signal], count: int) -> Iterator[Maps]:
     """Each of the batch's `count` frames as its four maps, keys in signal order."""

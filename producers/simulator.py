@@ -65,19 +65,6 @@ class FrameBatch(NamedTuple):
         count = len(self.cars)
         return sum(s.reported(count) for s in self.signals)
 
-    def parts(self, size: int) -> Iterator[FrameBatch]:
-        """The batch in parts of at most `size` frames, in order."""
-        if len(self.cars) <= size:
-            yield self
-            return
-        for start in range(0, len(self.cars), size):
-            stop = start + size
-            yield self._replace(
-                cars=self.cars[start:stop],
-                seqs=self.seqs[start:stop],
-                signals=[s.rows(start, stop) for s in self.signals],
-            )
-
 
 class Simulator:
     def __init__(self, config: FleetConfig, cars: Sequence[int] | None = None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from producers import _framewire
 from producers.publisher import KafkaMessage
-from producers.signals import STRINGS, Signal, frame_maps, frame_record
+from producers.signals import Signal, frame_maps, frame_record
 from schemas.codec import MARKER, AvroCodec, write_long
 
 
@@ -35,7 +35,7 @@ class FrameWriter:
         self._heads = _heads(codec, vins)
         self._tails = _tails(firmware)
         self._kafka_keys = [vin.encode() for vin in vins]
-        self._names: dict[str, bytes] = {}
+        self._names: dict[str, bytes] = {}  # each signal key as written, made once
 
     def encode(
         self, cars: Sequence[int], seqs: Sequence[int], event_time: int, signals: Sequence[Signal]
@@ -44,11 +44,26 @@ class FrameWriter:
         return _encode(self._heads, self._tails, cars, seqs, event_time, signals, self._names)
 
     def messages(
-        self, cars: Sequence[int], seqs: Sequence[int], event_time: int, signals: Sequence[Signal]
+        self,
+        cars: Sequence[int],
+        seqs: Sequence[int],
+        event_time: int,
+        signals: Sequence[Signal],
+        start: int = 0,
+        stop: int | None = None,
     ) -> list[KafkaMessage]:
-        """`encode`, each message with its Kafka key (the car's VIN), ready to publish."""
+        """`encode` of the frames `start:stop`, each with its Kafka key (the car's VIN)."""
         return _encode(
-            self._heads, self._tails, cars, seqs, event_time, signals, self._names, self._kafka_keys
+            self._heads,
+            self._tails,
+            cars,
+            seqs,
+            event_time,
+            signals,
+            self._names,
+            self._kafka_keys,
+            start,
+            len(cars) if stop is None else stop,
         )
 
 
@@ -67,23 +82,23 @@ def _encode(
     seqs: Sequence[int],
     event_time: int,
     signals: Sequence[Signal],
-    known_names: dict[str, bytes],
+    names: dict[str, bytes],
     kafka_keys: list[bytes] | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> list[Any]:
     """The messages as bytes, or with `kafka_keys` (one per car) as `KafkaMessage`s."""
-    names: tuple[list[bytes], ...] = ([], [], [], [])
-    columns: tuple[list[Any], ...] = ([], [], [], [])
-    masks: tuple[list[Any], ...] = ([], [], [], [])
-    for s in signals:
-        name = known_names.get(s.key)
-        if name is None:
-            name = known_names[s.key] = _string(s.key)
-        names[s.field].append(name)
-        # The C side reads lists of str (NumPy's fixed-width UTF-32 would need re-encoding).
-        columns[s.field].append(s.values.tolist() if s.field == STRINGS else s.values)
-        masks[s.field].append(s.present)
     return _framewire.encode(
-        heads, tails, list(cars), list(seqs), event_time, names, columns, masks, kafka_keys
+        heads,
+        tails,
+        cars if isinstance(cars, list) else list(cars),
+        seqs if isinstance(seqs, list) else list(seqs),
+        event_time,
+        signals if isinstance(signals, list) else list(signals),
+        names,
+        kafka_keys,
+        start,
+        len(cars) if stop is None else stop,
     )
 
 

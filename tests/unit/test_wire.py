@@ -177,3 +177,17 @@ def test_messages_carry_the_cars_vin_as_their_kafka_key() -> None:
         {"key": b"VIN-B", "value": values[0]},
         {"key": b"VIN-A", "value": values[1]},
     ]
+
+
+def test_a_range_of_frames_is_clamped_to_the_batch() -> None:
+    signals = [Signal(DOUBLES, "Vehicle.Speed", np.array([1.0, 2.0, 3.0]))]
+    writer = FrameWriter(telemetry_codec(), ["A", "B", "C"], ["fw"] * 3)
+    whole = writer.messages([0, 1, 2], [1, 2, 3], 0, signals)
+    assert writer.messages([0, 1, 2], [1, 2, 3], 0, signals, 1, 99) == whole[1:]
+    assert writer.messages([0, 1, 2], [1, 2, 3], 0, signals, 2, 1) == []
+
+
+def test_a_signal_of_no_known_map_is_refused() -> None:
+    signals = [Signal(7, "Vehicle.Speed", np.array([1.0]))]
+    with pytest.raises(ValueError):
+        FrameWriter(telemetry_codec(), ["A"], ["fw"]).encode([0], [1], 0, signals)

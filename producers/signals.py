@@ -35,7 +35,10 @@ def frame_record(vin: str, seq: int, event_time: int, firmware: str, maps: Maps)
 
 
 class Signal(NamedTuple):
-    """One signal's values for a batch's frames; `present` None means every frame has it."""
+    """One signal's values for a batch's frames; `present` None means every frame has it.
+
+    The C encoder (`producers/_framewire.c`) reads the four fields by position.
+    """
 
     field: int  # DOUBLES, LONGS, BOOLEANS or STRINGS
     key: str

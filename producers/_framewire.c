@@ -236,36 +236,9 @@ static PyObject *fixed_piece(PyObject *list, Py_ssize_t car, const char *what) {
     return piece;
 }
 
-/* The key as Avro writes it (zig-zag length, UTF-8), from `cache` or made and cached. */
-static PyObject *encoded_name(PyObject *cache, PyObject *key) {
-    PyObject *name = PyDict_GetItemWithError(cache, key); /* borrowed */
-    if (name != NULL || PyErr_Occurred()) {
-        return name;
-    }
-    Py_ssize_t n;
-    const char *text = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &n) : NULL;
-    if (text == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "a signal's key must be a str");
-        }
-        return NULL;
-    }
-    char prefix[10];
-    Py_ssize_t len = put_varint(prefix, zigzag(n)) - prefix;
-    name = PyBytes_FromStringAndSize(NULL, len + n);
-    if (name == NULL) {
-        return NULL;
-    }
-    memcpy(PyBytes_AS_STRING(name), prefix, (size_t)len);
-    memcpy(PyBytes_AS_STRING(name) + len, text, (size_t)n);
-    int failed = PyDict_SetItem(cache, key, name);
-    Py_DECREF(name); /* the cache holds it */
-    return failed ? NULL : name;
-}
-
 /* Resolves one signal (a `producers.signals.Signal`: field, key, values, present) into
  * `f`, for a batch of `rows` frames. */
-static int open_field(Field *f, PyObject *signal, PyObject *cache, Py_ssize_t rows) {
+static int open_field(Field *f, PyObject *signal, PyObject *names, Py_ssize_t rows) {
     if (!PyTuple_Check(signal) || PyTuple_GET_SIZE(signal) != 4) {
         PyErr_SetString(PyExc_TypeError, "a signal is a (field, key, values, present) tuple");
         return -1;
@@ -278,12 +251,22 @@ static int open_field(Field *f, PyObject *signal, PyObject *cache, Py_ssize_t ro
         return -1;
     }
     f->map = (int)map;
-    PyObject *name = encoded_name(cache, PyTuple_GET_ITEM(signal, 1));
+    /* `names` makes a missing key's bytes itself (`wire._Names.__missing__`) and keeps
+     * them, so the pointer stays valid after this reference is dropped. */
+    PyObject *name = PyObject_GetItem(names, PyTuple_GET_ITEM(signal, 1));
     if (name == NULL) {
         return -1;
     }
-    f->name = PyBytes_AS_STRING(name);
-    f->name_len = PyBytes_GET_SIZE(name);
+    int ok = PyBytes_Check(name);
+    if (ok) {
+        f->name = PyBytes_AS_STRING(name);
+        f->name_len = PyBytes_GET_SIZE(name);
+    }
+    Py_DECREF(name);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "names must map each key to bytes");
+        return -1;
+    }
     PyObject *values = PyTuple_GET_ITEM(signal, 2), *mask = PyTuple_GET_ITEM(signal, 3);
     if (mask != Py_None) {
         if (open_column(&f->present, mask, BOOLEANS, rows) < 0) {
@@ -319,7 +302,7 @@ PyDoc_STRVAR(encode_doc,
     "seqs[k], event_time, the four maps of the signals frame k reports, then tails[car].\n"
     "signals: the batch's Signal tuples (field, key, values, present), each column one\n"
     "value per frame (float64 / int64 / bool buffers, str for strings; present None or\n"
-    "a bool buffer). names: a dict caching each key's encoded bytes. Returns bytes, or\n"
+    "a bool buffer). names: a dict of each key's encoded bytes. Returns bytes, or\n"
     "with kafka_keys (bytes per car) dicts {'key': kafka_keys[car], 'value': message},\n"
     "the form Producer.produce_batch takes.");
 
@@ -329,9 +312,9 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *heads = args[0], *tails = args[1], *cars = args[2], *seqs = args[3];
-    PyObject *signals = args[5], *cache = args[6], *kafka_keys = args[7];
+    PyObject *signals = args[5], *names = args[6], *kafka_keys = args[7];
     if (!PyList_Check(heads) || !PyList_Check(tails) || !PyList_Check(cars) ||
-        !PyList_Check(seqs) || !PyList_Check(signals) || !PyDict_Check(cache)) {
+        !PyList_Check(seqs) || !PyList_Check(signals) || !PyDict_Check(names)) {
         PyErr_SetString(PyExc_TypeError,
                         "heads, tails, cars, seqs and signals must be lists, names a dict");
         return NULL;
@@ -374,7 +357,7 @@ static PyObject *encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (map == -1 && PyErr_Occurred()) {
                 goto done;
             }
-            if (map == m && open_field(&fields[j++], signal, cache, rows) < 0) {
+            if (map == m && open_field(&fields[j++], signal, names, rows) < 0) {
                 goto done;
             }
         }

@@ -27,6 +27,14 @@ def _string(text: str) -> bytes:
     return write_long(len(raw)) + raw
 
 
+class _Names(dict[str, bytes]):
+    """Each signal key as Avro writes it, made on first use (the C side asks for it)."""
+
+    def __missing__(self, key: str) -> bytes:
+        name = self[key] = _string(key)
+        return name
+
+
 class FrameWriter:
     """Encodes a fleet's frame batches (`Signal` columns) as Avro single-object messages."""
 
@@ -35,7 +43,7 @@ class FrameWriter:
         self._heads = _heads(codec, vins)
         self._tails = _tails(firmware)
         self._kafka_keys = [vin.encode() for vin in vins]
-        self._names: dict[str, bytes] = {}  # each signal key as written, made once
+        self._names = _Names()
 
     def encode(
         self, cars: Sequence[int], seqs: Sequence[int], event_time: int, signals: Sequence[Signal]
@@ -82,7 +90,7 @@ def _encode(
     seqs: Sequence[int],
     event_time: int,
     signals: Sequence[Signal],
-    names: dict[str, bytes],
+    names: _Names,
     kafka_keys: list[bytes] | None = None,
     start: int = 0,
     stop: int | None = None,
@@ -119,7 +127,9 @@ def _check(codec: AvroCodec) -> None:
         for j, v in enumerate(values)
     ]
     vin, seqs, event_time = "VÍN", [2**40, 3], 1_767_225_600_123
-    written = _encode(_heads(codec, [vin]), _tails(["fw"]), [0, 0], seqs, event_time, signals, {})
+    written = _encode(
+        _heads(codec, [vin]), _tails(["fw"]), [0, 0], seqs, event_time, signals, _Names()
+    )
     expected = [
         codec.encode(frame_record(vin, seq, event_time, "fw", maps))
         for seq, maps in zip(seqs, frame_maps(signals, 2), strict=True)

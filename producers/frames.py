@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from producers.fleetstep import FleetState, traction_force
+from producers.fleetstep import FleetState
 from producers.physics import (
     ABS_THRESHOLD,
     COAST_BAND,
@@ -91,7 +91,7 @@ def driving_columns(state: FleetState, idx: Array, vertical: Array) -> Columns:
     """The `DRIVING_*` signals of the driving cars `idx`, one array per signal."""
     v = state.v
     speed, accel, curvature = v["speed"][idx], v["accel"][idx], v["curvature"][idx]
-    force = traction_force(accel, speed)
+    force = state.force[idx]  # the step's, at this speed and acceleration
     accel_pedal, brake_pedal = pedals(accel, speed, force)
     lateral = speed * speed * curvature
     torque = force * WHEEL_RADIUS_M / GEAR_RATIO

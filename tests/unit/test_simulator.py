@@ -7,22 +7,18 @@ from collections import defaultdict
 from functools import cache
 from typing import Any
 
-import numpy as np
 import pytest
 
 from producers.dryrun import FileSink
 from producers.faults import FaultInjector
-from producers.fleet import DAY_MS, FleetConfig, make_car, owner_at
-from producers.fleetstep import FleetState
+from producers.fleet import DAY_MS, FleetConfig, owner_at
 from producers.manifest import ManifestBuilder
 from producers.noise import car_keys, uniforms
 from producers.physics import (
     COAST_BAND,
-    HALF_WIDTH,
     HARD_BRAKE,
     MAX_ACCEL,
     MAX_LATERAL,
-    METRES_PER_DEG_LAT,
 )
 from producers.run import Topics, publish_run
 from producers.signals import MAP_FIELDS
@@ -309,35 +305,6 @@ def test_shards_of_a_fleet_emit_what_the_whole_fleet_emits() -> None:
     whole = sorted(Simulator(config).run(), key=repr)
     shards = [Simulator(config, cars=range(k, config.cars, 3)) for k in range(3)]
     assert sorted((e for s in shards for e in s.run()), key=repr) == whole
-
-
-def test_a_car_outside_the_city_turns_back_towards_it() -> None:
-    config = FleetConfig(cars=6, seed=3)
-    state = FleetState([make_car(config, i) for i in range(6)], car_keys(3, range(6)))
-    v, idx = state.v, np.arange(6)
-    # Cars 1 and 4 far outside the radius, 1 north heading north, 4 west heading west;
-    # the others where they started.
-    v["lat"][1] += 0.5
-    v["heading"][1] = 10.0
-    v["lon"][4] -= 0.5
-    v["heading"][4] = 265.0
-    before = {name: v[name].copy() for name in ("curvature", "heading", "lat", "lon")}
-    speed, mean, noise, dt = np.full(6, 20.0), np.full(6, 19.0), np.linspace(0, 1, 6), 0.1
-    state._steer(idx, speed, mean, noise, dt)
-    # The reference: the bearing home for every car, then chosen where a car is outside.
-    limit = np.minimum(0.02, MAX_LATERAL / np.maximum(speed * speed, 1.0))
-    lat = before["lat"]
-    dx = (lat - v["home_lat"]) * METRES_PER_DEG_LAT
-    dy = (before["lon"] - v["home_lon"]) * METRES_PER_DEG_LAT * np.cos(np.radians(lat))
-    outside = dx * dx + dy * dy > v["radius_m"] ** 2
-    home = np.degrees(np.arctan2(-dy, -dx)) % 360.0
-    off = (home - before["heading"] + 540.0) % 360.0 - 180.0
-    wander = before["curvature"] + (noise - 0.5) * 0.004 * HALF_WIDTH * np.sqrt(dt)
-    expected = np.clip(np.where(outside, np.where(off > 0, -limit, limit), wander), -limit, limit)
-    assert outside.tolist() == [False, True, False, False, True, False]
-    assert v["curvature"].tolist() == expected.tolist()
-    # Heading north of the city: the bearing home is south, the turn as sharp as allowed.
-    assert abs(v["curvature"][1]) == limit[1] and abs(v["curvature"][4]) == limit[4]
 
 
 def test_a_batch_encoded_in_parts_is_the_same_messages_in_the_same_order() -> None:

@@ -1,0 +1,416 @@
+/*
+ * The driving step of every driving car, one C loop over the fleet's state arrays.
+ *
+ * `producers/fleetstep.py` owns the state (one NumPy array per `Car` field) and the rare
+ * per-car events, which draw from each car's own `random.Random`: a new road segment, an
+ * emergency stop starting, a tyre starting to leak, a trouble code, parking. A tick is
+ *   begin: count down the timers; name the cars due an event (Python runs them), then
+ *   step:  brake/throttle, steering, moving, energy, the dashboard flags, tyre wear;
+ *          name the cars that came to rest at the end of their trip (Python parks them).
+ * Constants come from `producers.physics` (passed in, not repeated here); the formulas
+ * below are the step's one implementation.
+ *
+ * Why C: as NumPy over ~700 cars a tick, the step was ~150 array operations (a gather,
+ * the maths, a scatter per field), about 1 us per frame, a third of simulating; here it
+ * is a few hundredths of that. The arithmetic is plain IEEE double, evaluated in the
+ * order written and never contracted (-ffp-contract=off), so a car's numbers do not
+ * depend on how many cars step with it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The state's fields the step reads or writes, in the order `FIELDS` names them. */
+enum {
+    SPEED, ACCEL, CURVATURE, TARGET, SEGMENT_LEFT, TRIP_LEFT, HIGHWAY, HARD_BRAKE_LEFT,
+    LAT, LON, HEADING, HOME_LAT, HOME_LON, RADIUS_M, ALTITUDE, ODOMETER_KM, POWER_W, SOC,
+    MOTOR_C, CRUISE, LANE_WARNING, FATIGUE, CABIN_C, LEAKING_TYRE, NFIELDS
+};
+static const char *FIELDS[NFIELDS] = {
+    "speed", "accel", "curvature", "target", "segment_left", "trip_left", "highway",
+    "hard_brake_left", "lat", "lon", "heading", "home_lat", "home_lon", "radius_m",
+    "altitude", "odometer_km", "power_w", "soc", "motor_c", "cruise", "lane_warning",
+    "fatigue", "cabin_c", "leaking_tyre",
+};
+enum { F64, BOOL, I64 };
+static const char KIND[NFIELDS] = {
+    [HIGHWAY] = BOOL, [CRUISE] = BOOL, [LANE_WARNING] = BOOL, [LEAKING_TYRE] = I64,
+};
+
+/* `producers.physics`'s constants, in the order `fleetstep.PHYSICS` lists them. */
+typedef struct {
+    double mass_kg, drag_n_per_v2, rolling_n, aux_w, pack_wh, hard_brake, max_brake,
+        max_accel, max_lateral, metres_per_deg_lat, half_width;
+} Physics;
+
+/* The noise columns (`producers.noise.Draw`), in the order `fleetstep.DRAWS` lists them. */
+enum { D_HARD_BRAKE, D_THROTTLE, D_STEER, D_CLIMB, D_CRUISE, D_LANE, D_LEAK, D_FAULT, NDRAWS };
+
+#define MAX_BUFFERS (NFIELDS + 4)
+
+/* Everything a call reads, its pointers resolved once. */
+typedef struct {
+    Py_buffer held[MAX_BUFFERS];
+    int nheld;
+    Py_ssize_t cars, n; /* fleet size; driving cars this tick */
+    const int64_t *idx;
+    const double *noise;
+    Py_ssize_t noise_width;
+    long draw[NDRAWS];
+    double *f[NFIELDS]; /* F64 fields; BOOL and I64 ones through `b` and `i` */
+    char *b[NFIELDS];
+    int64_t *i[NFIELDS];
+    double *tyres; /* (cars, 4) */
+    double *force; /* (cars,) the wheel force of each car's last step */
+    double dt;
+    Physics k;
+} Tick;
+
+static void release(Tick *t) {
+    for (int j = 0; j < t->nheld; j++) {
+        PyBuffer_Release(&t->held[j]);
+    }
+    t->nheld = 0;
+}
+
+/* A C-contiguous array of `kind` with `rows` rows of `width` (0: one dimension). */
+static void *open_array(Tick *t, PyObject *obj, int kind, Py_ssize_t rows, Py_ssize_t width,
+                        int writable, const char *what) {
+    Py_buffer *view = &t->held[t->nheld];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (obj == NULL) {
+        PyErr_Format(PyExc_KeyError, "the fleet state has no '%s'", what);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        return NULL;
+    }
+    t->nheld++;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '=' || *f == '@' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
+        f++;
+    }
+    int ok;
+    switch (kind) {
+    case F64:
+        ok = strcmp(f, "d") == 0 && view->itemsize == 8;
+        break;
+    case I64:
+        ok = (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) && view->itemsize == 8;
+        break;
+    default:
+        ok = strcmp(f, "?") == 0 && view->itemsize == 1;
+        break;
+    }
+    if (!ok) {
+        static const char *wanted[] = {"float64", "bool", "int64"};
+        PyErr_Format(PyExc_TypeError, "'%s' must be %s, got format '%s'", what, wanted[kind],
+                     view->format ? view->format : "B");
+        return NULL;
+    }
+    int shaped = width == 0 ? view->ndim == 1 && view->shape[0] == rows
+                            : view->ndim == 2 && view->shape[0] == rows && view->shape[1] >= width;
+    if (!shaped) {
+        if (width) {
+            PyErr_Format(PyExc_ValueError, "'%s' must be %zd rows of at least %zd columns",
+                         what, rows, width);
+        } else {
+            PyErr_Format(PyExc_ValueError, "'%s' must be %zd values", what, rows);
+        }
+        return NULL;
+    }
+    return view->buf;
+}
+
+/* Resolves the arguments both calls share: state (a dict of arrays), idx, noise, dt,
+ * physics and draws; -1 on error (with `t` released). */
+static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, PyObject *dt,
+                     PyObject *physics, PyObject *draws) {
+    memset(t, 0, sizeof(*t));
+    if (!PyDict_Check(state)) {
+        PyErr_SetString(PyExc_TypeError, "state must be a dict of arrays");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(physics, "ddddddddddd;physics: 11 floats", &t->k.mass_kg,
+                          &t->k.drag_n_per_v2, &t->k.rolling_n, &t->k.aux_w, &t->k.pack_wh,
+                          &t->k.hard_brake, &t->k.max_brake, &t->k.max_accel,
+                          &t->k.max_lateral, &t->k.metres_per_deg_lat, &t->k.half_width) ||
+        !PyArg_ParseTuple(draws, "llllllll;draws: 8 column numbers", &t->draw[0], &t->draw[1],
+                          &t->draw[2], &t->draw[3], &t->draw[4], &t->draw[5], &t->draw[6],
+                          &t->draw[7])) {
+        return -1;
+    }
+    t->dt = PyFloat_AsDouble(dt);
+    if (t->dt == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(t->dt > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "dt must be positive");
+        return -1;
+    }
+    PyObject *speed = PyDict_GetItemString(state, "speed");
+    t->cars = speed ? PyObject_Length(speed) : -1;
+    t->n = PyObject_Length(idx);
+    if (t->cars < 0 || t->n < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "state['speed'] and idx must be arrays");
+        return -1;
+    }
+    for (int j = 0; j < NFIELDS; j++) {
+        void *p = open_array(t, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, 0, 1,
+                             FIELDS[j]);
+        if (p == NULL) {
+            goto fail;
+        }
+        t->f[j] = p;
+        t->b[j] = p;
+        t->i[j] = p;
+    }
+    t->idx = open_array(t, idx, I64, t->n, 0, 0, "idx");
+    if (t->idx == NULL) {
+        goto fail;
+    }
+    long widest = 0;
+    for (int j = 0; j < NDRAWS; j++) {
+        if (t->draw[j] < 0) {
+            PyErr_SetString(PyExc_ValueError, "a draw's column must not be negative");
+            goto fail;
+        }
+        widest = t->draw[j] > widest ? t->draw[j] : widest;
+    }
+    t->noise = open_array(t, noise, F64, t->n, widest + 1, 0, "noise");
+    if (t->noise == NULL) {
+        goto fail;
+    }
+    t->noise_width = t->held[t->nheld - 1].shape[1];
+    for (Py_ssize_t j = 0; j < t->n; j++) {
+        if (t->idx[j] < 0 || t->idx[j] >= t->cars) {
+            PyErr_Format(PyExc_IndexError, "car %lld is not in a fleet of %zd",
+                         (long long)t->idx[j], t->cars);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    release(t);
+    return -1;
+}
+
+static inline double draw(const Tick *t, Py_ssize_t j, int which) {
+    return t->noise[j * t->noise_width + t->draw[which]];
+}
+
+/* NumPy's maximum, minimum and float remainder (`%`), which the step was written in. */
+static inline double maximum(double a, double b) { return a >= b ? a : b; }
+static inline double minimum(double a, double b) { return a <= b ? a : b; }
+static inline double clip(double x, double lo, double hi) { return minimum(maximum(x, lo), hi); }
+static inline double py_remainder(double a, double b) {
+    double mod = fmod(a, b);
+    if (mod != 0.0) {
+        if ((b < 0) != (mod < 0)) {
+            mod += b;
+        }
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+static inline double radians(double deg) { return deg * (M_PI / 180.0); }
+static inline double degrees(double rad) { return rad * (180.0 / M_PI); }
+
+/* A list of ints, the cars `which` picks; NULL on error. */
+static PyObject *append(PyObject *list, int64_t car) {
+    PyObject *value = PyLong_FromLongLong(car);
+    if (value == NULL || PyList_Append(list, value) < 0) {
+        Py_XDECREF(value);
+        Py_DECREF(list);
+        return NULL;
+    }
+    Py_DECREF(value);
+    return list;
+}
+
+PyDoc_STRVAR(begin_doc,
+    "begin(state, idx, noise, dt, physics, draws) -> (new_segment, hard_brake, leak, fault)\n\n"
+    "Counts the trip and segment timers of the cars idx down by dt, and names (as lists of\n"
+    "car indexes) the cars due a new road segment, an emergency stop, a leaking tyre and\n"
+    "a trouble code this tick. state: a dict of the fleet's arrays by Car field; noise:\n"
+    "float64 (len(idx), draws), row j for car idx[j].");
+
+static PyObject *begin(PyObject *self, PyObject *args) {
+    PyObject *state, *idx, *noise, *dt, *physics, *draws;
+    if (!PyArg_ParseTuple(args, "OOOOOO:begin", &state, &idx, &noise, &dt, &physics, &draws)) {
+        return NULL;
+    }
+    Tick t;
+    if (open_tick(&t, state, idx, noise, dt, physics, draws) < 0) {
+        return NULL;
+    }
+    PyObject *lists[4] = {PyList_New(0), PyList_New(0), PyList_New(0), PyList_New(0)};
+    PyObject *out = NULL;
+    for (int j = 0; j < 4; j++) {
+        if (lists[j] == NULL) {
+            goto done;
+        }
+    }
+    double **f = t.f, dt_ = t.dt;
+    for (Py_ssize_t j = 0; j < t.n; j++) {
+        int64_t i = t.idx[j];
+        f[TRIP_LEFT][i] -= dt_;
+        f[SEGMENT_LEFT][i] -= dt_;
+        int due[4] = {
+            f[SEGMENT_LEFT][i] <= 0.0 || (f[TRIP_LEFT][i] <= 0.0 && f[TARGET][i] > 0.0),
+            /* Something ran into the road: a rare emergency stop, unless one is on. */
+            !(f[HARD_BRAKE_LEFT][i] > 0.0) && f[SPEED][i] > 12.0 &&
+                draw(&t, j, D_HARD_BRAKE) < 0.0005 * dt_,
+            t.i[LEAKING_TYRE][i] < 0 && draw(&t, j, D_LEAK) < 0.0002 * dt_,
+            draw(&t, j, D_FAULT) < 0.0001 * dt_,
+        };
+        for (int e = 0; e < 4; e++) {
+            if (due[e] && (lists[e] = append(lists[e], i)) == NULL) {
+                goto done;
+            }
+        }
+    }
+    out = PyTuple_Pack(4, lists[0], lists[1], lists[2], lists[3]);
+done:
+    for (int j = 0; j < 4; j++) {
+        Py_XDECREF(lists[j]);
+    }
+    release(&t);
+    return out;
+}
+
+PyDoc_STRVAR(step_doc,
+    "step(state, tyres, force, idx, noise, dt, physics, draws) -> parked\n\n"
+    "Advances the driving cars idx by dt in place: speed and acceleration, steering and\n"
+    "position, energy, the dashboard flags, a leaking tyre's pressure; sets force[car]\n"
+    "to the car's wheel force. Returns the cars (a list) at rest at their trip's end.\n"
+    "Cars whose emergency stop is on (hard_brake_left > 0) brake hard and count it down.");
+
+static PyObject *step(PyObject *self, PyObject *args) {
+    PyObject *state, *tyres, *force, *idx, *noise, *dt, *physics, *draws;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:step", &state, &tyres, &force, &idx, &noise, &dt,
+                          &physics, &draws)) {
+        return NULL;
+    }
+    Tick t;
+    if (open_tick(&t, state, idx, noise, dt, physics, draws) < 0) {
+        return NULL;
+    }
+    PyObject *parked = NULL;
+    t.tyres = open_array(&t, tyres, F64, t.cars, 4, 1, "tyres");
+    t.force = t.tyres ? open_array(&t, force, F64, t.cars, 0, 1, "force") : NULL;
+    if (t.force == NULL || (parked = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    const Physics *k = &t.k;
+    double **f = t.f, dt_ = t.dt, sqrt_dt = sqrt(dt_);
+    double cabin_rate = minimum(1.0, 0.01 * dt_), motor_rate = minimum(1.0, 0.02 * dt_);
+    for (Py_ssize_t j = 0; j < t.n; j++) {
+        int64_t i = t.idx[j];
+        /* Brake and throttle: the driver closes on the target speed, bounded. */
+        double speed = f[SPEED][i];
+        int braking = f[HARD_BRAKE_LEFT][i] > 0.0;
+        if (braking) {
+            f[HARD_BRAKE_LEFT][i] -= dt_;
+        }
+        double wanted = 0.6 * (f[TARGET][i] - speed) +
+                        (draw(&t, j, D_THROTTLE) - 0.5) * 0.1 * k->half_width;
+        wanted = braking ? -k->hard_brake : clip(wanted, -k->max_brake, k->max_accel);
+        double now = maximum(0.0, speed + wanted * dt_);
+        double accel = (now - speed) / dt_;
+        double mean = 0.5 * (speed + now);
+        f[ACCEL][i] = accel;
+        f[SPEED][i] = now;
+
+        /* Steering: a wandering curvature, within what the speed allows sideways. */
+        double fastest = maximum(mean, now); /* reported at the step's end speed too */
+        double limit = minimum(0.02, k->max_lateral / maximum(fastest * fastest, 1.0));
+        double lat = f[LAT][i], heading = f[HEADING][i];
+        double dx = (lat - f[HOME_LAT][i]) * k->metres_per_deg_lat;
+        double dy = (f[LON][i] - f[HOME_LON][i]) * k->metres_per_deg_lat * cos(radians(lat));
+        double radius = f[RADIUS_M][i];
+        double curvature = f[CURVATURE][i] +
+                           (draw(&t, j, D_STEER) - 0.5) * 0.004 * k->half_width * sqrt_dt;
+        if (dx * dx + dy * dy > radius * radius) {
+            /* Outside the city's radius: turn back towards the centre (clockwise = right). */
+            double home = py_remainder(degrees(atan2(-dy, -dx)), 360.0);
+            double off = py_remainder(home - heading + 540.0, 360.0) - 180.0;
+            curvature = off > 0 ? -limit : limit;
+        }
+        curvature = clip(curvature, -limit, limit);
+        f[CURVATURE][i] = curvature;
+        heading = py_remainder(heading - degrees(curvature * mean * dt_), 360.0);
+        f[HEADING][i] = heading;
+
+        /* Moving along the heading. */
+        double distance = mean * dt_;
+        double h = radians(heading);
+        lat = f[LAT][i] + distance * cos(h) / k->metres_per_deg_lat;
+        f[LAT][i] = lat;
+        f[LON][i] += distance * sin(h) / (k->metres_per_deg_lat * cos(radians(lat)));
+        double altitude =
+            f[ALTITUDE][i] + (draw(&t, j, D_CLIMB) - 0.5) * 0.04 * k->half_width;
+        f[ALTITUDE][i] = clip(altitude, 0.0, 60.0);
+        f[ODOMETER_KM][i] += distance / 1000.0;
+
+        /* Energy: force at the wheels (inertia, drag, rolling), 90 % efficient, 70 % regen. */
+        double wheel_force = k->mass_kg * accel + k->drag_n_per_v2 * now * now +
+                             (now > 0.0 ? k->rolling_n : 0.0);
+        t.force[i] = wheel_force;
+        double wheel_w = wheel_force * mean;
+        double battery_w = wheel_w >= 0.0 ? wheel_w / 0.9 : wheel_w * 0.7;
+        double power = -(battery_w + k->aux_w);
+        f[POWER_W][i] = power;
+        f[SOC][i] = maximum(0.0, f[SOC][i] + power * dt_ / 3600.0 / k->pack_wh * 100.0);
+        double motor = f[MOTOR_C][i];
+        f[MOTOR_C][i] = motor + (35.0 + fabs(wheel_w) / 2000.0 - motor) * motor_rate;
+
+        /* The dashboard: cruise control holds on a highway, lane warnings, fatigue, cabin. */
+        int cruise = t.b[HIGHWAY][i] && now > 16.0 && accel > -1.5;
+        t.b[CRUISE][i] = cruise && (t.b[CRUISE][i] || draw(&t, j, D_CRUISE) < 0.02 * dt_);
+        t.b[LANE_WARNING][i] = now > 15.0 && draw(&t, j, D_LANE) < 0.002 * dt_;
+        f[FATIGUE][i] = minimum(100.0, f[FATIGUE][i] + 0.002 * dt_);
+        f[CABIN_C][i] += (22.0 - f[CABIN_C][i]) * cabin_rate;
+
+        /* A leaking tyre loses pressure down to what the warning light needs. */
+        int64_t tyre = t.i[LEAKING_TYRE][i];
+        if (tyre >= 0) {
+            if (tyre > 3) {
+                PyErr_Format(PyExc_ValueError, "car %lld leaks from tyre %lld of 4",
+                             (long long)i, (long long)tyre);
+                Py_CLEAR(parked);
+                goto done;
+            }
+            double *kpa = &t.tyres[i * 4 + tyre];
+            *kpa = maximum(120.0, *kpa - 0.05 * dt_);
+        }
+        /* Low battery: head for a charger. At rest at the trip's end: park. */
+        if (f[SOC][i] < 10.0) {
+            f[TRIP_LEFT][i] = minimum(f[TRIP_LEFT][i], 0.0);
+        }
+        if (f[TRIP_LEFT][i] <= 0.0 && now == 0.0 && append(parked, i) == NULL) {
+            parked = NULL;
+            goto done;
+        }
+    }
+done:
+    release(&t);
+    return parked;
+}
+
+static PyMethodDef methods[] = {
+    {"begin", begin, METH_VARARGS, begin_doc},
+    {"step", step, METH_VARARGS, step_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fleetstep",
+    "The fleet's driving step, written in C (see producers/fleetstep.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fleetstep(void) { return PyModule_Create(&module); }

@@ -1,0 +1,22 @@
+"""The fleet's driving step, written in C (`_fleetstep.c`); see `producers.fleetstep`."""
+
+from typing import Any
+
+def begin(
+    state: dict[str, Any],
+    idx: Any,
+    noise: Any,
+    dt: float,
+    physics: tuple[float, ...],
+    draws: tuple[int, ...],
+) -> tuple[list[int], list[int], list[int], list[int]]: ...
+def step(
+    state: dict[str, Any],
+    tyres: Any,
+    force: Any,
+    idx: Any,
+    noise: Any,
+    dt: float,
+    physics: tuple[float, ...],
+    draws: tuple[int, ...],
+) -> list[int]: ...

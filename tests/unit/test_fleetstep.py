@@ -1,0 +1,167 @@
+"""The fleet's driving step (`producers/_fleetstep.c`) on hand-set cars and noise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from producers import _fleetstep
+from producers.fleet import FleetConfig, make_car
+from producers.fleetstep import DRAWS, PHYSICS, FleetState
+from producers.noise import Draw, car_keys
+from producers.physics import (
+    DRAG_N_PER_V2,
+    HALF_WIDTH,
+    HARD_BRAKE,
+    MASS_KG,
+    MAX_LATERAL,
+    METRES_PER_DEG_LAT,
+    ROLLING_N,
+)
+
+DT = 0.1
+
+
+def _state(n: int) -> FleetState:
+    """`n` cars driving at 20 m/s towards a target of 20 m/s, where they started."""
+    config = FleetConfig(cars=n, seed=3)
+    state = FleetState([make_car(config, i) for i in range(n)], car_keys(3, range(n)))
+    v = state.v
+    v["driving"][:] = True
+    v["speed"][:] = v["target"][:] = 20.0
+    v["trip_left"][:] = v["segment_left"][:] = 100.0
+    return state
+
+
+def _quiet(n: int) -> Any:
+    """Noise that draws no event and no throttle or climb: every column 0.5."""
+    return np.full((n, len(Draw)), 0.5)
+
+
+def _step(state: FleetState, noise: Any, dt: float = DT) -> list[int]:
+    idx = np.arange(len(state.cars))
+    return _fleetstep.step(state.v, state.tyres, state.force, idx, noise, dt, PHYSICS, DRAWS)
+
+
+def _begin(state: FleetState, noise: Any, dt: float = DT) -> Any:
+    return _fleetstep.begin(state.v, np.arange(len(state.cars)), noise, dt, PHYSICS, DRAWS)
+
+
+def test_a_car_outside_the_city_turns_back_towards_it() -> None:
+    state = _state(6)
+    v = state.v
+    # Cars 1 and 4 far outside the radius, 1 north heading north, 4 west heading west;
+    # the others where they started.
+    v["lat"][1] += 0.5
+    v["heading"][1] = 10.0
+    v["lon"][4] -= 0.5
+    v["heading"][4] = 265.0
+    before = {name: v[name].copy() for name in ("curvature", "heading", "lat", "lon")}
+    noise = _quiet(6)
+    noise[:, Draw.STEER] = np.linspace(0, 1, 6)
+    _step(state, noise)
+    # The reference: the bearing home for every car, then chosen where a car is outside.
+    speed = np.full(6, 20.0)  # the target speed, held: no throttle noise
+    limit = np.minimum(0.02, MAX_LATERAL / np.maximum(speed * speed, 1.0))
+    lat = before["lat"]
+    dx = (lat - v["home_lat"]) * METRES_PER_DEG_LAT
+    dy = (before["lon"] - v["home_lon"]) * METRES_PER_DEG_LAT * np.cos(np.radians(lat))
+    outside = dx * dx + dy * dy > v["radius_m"] ** 2
+    home = np.degrees(np.arctan2(-dy, -dx)) % 360.0
+    off = (home - before["heading"]) % 360.0  # clockwise from the heading
+    wander = before["curvature"] + (noise[:, Draw.STEER] - 0.5) * 0.004 * HALF_WIDTH * np.sqrt(DT)
+    expected = np.clip(
+        np.where(outside, np.where((0 < off) & (off < 180), -limit, limit), wander), -limit, limit
+    )
+    assert outside.tolist() == [False, True, False, False, True, False]
+    assert v["curvature"].tolist() == pytest.approx(expected.tolist(), rel=1e-12)
+    # Heading north of the city: the bearing home is south, the turn as sharp as allowed.
+    assert v["curvature"][1] == -limit[1] and v["curvature"][4] == limit[4]
+    # Turning right (negative curvature) moves the heading clockwise.
+    assert v["heading"][1] > before["heading"][1] and v["heading"][4] < before["heading"][4]
+
+
+def test_begin_counts_the_timers_down_and_names_the_cars_due_an_event() -> None:
+    state = _state(6)
+    v = state.v
+    noise = _quiet(6)
+    v["segment_left"][0] = 0.05  # runs out this tick
+    noise[1, Draw.HARD_BRAKE] = 0.0  # an emergency stop...
+    noise[2, Draw.HARD_BRAKE] = 0.0
+    v["hard_brake_left"][2] = 1.0  # ...but car 2 is already stopping
+    noise[3, Draw.LEAK] = noise[4, Draw.LEAK] = 0.0  # a leak, but car 4 already leaks
+    v["leaking_tyre"][4] = 2
+    noise[5, Draw.FAULT_CODE] = 0.0
+    new_segment, hard_brake, leak, fault = _begin(state, noise)
+    assert (new_segment, hard_brake, leak, fault) == ([0], [1], [3], [5])
+    assert v["trip_left"].tolist() == [100.0 - DT] * 6
+    assert v["segment_left"][0] == pytest.approx(0.05 - DT)
+    # A trip that is over ends its segment too: the driver heads home.
+    v["trip_left"][2] = 0.0
+    assert _begin(state, _quiet(6))[0] == [0, 2]
+
+
+def test_an_emergency_stop_brakes_hard_and_counts_down() -> None:
+    state = _state(2)
+    v = state.v
+    v["hard_brake_left"][0] = 1.0
+    assert _step(state, _quiet(2)) == []
+    assert v["speed"].tolist() == pytest.approx([20.0 - HARD_BRAKE * DT, 20.0])
+    assert v["accel"][0] == pytest.approx(-HARD_BRAKE)
+    assert v["hard_brake_left"].tolist() == pytest.approx([1.0 - DT, 0.0])
+    # The wheel force the frames render pedals and torque from.
+    speed, accel = v["speed"], v["accel"]
+    expected = MASS_KG * accel + DRAG_N_PER_V2 * speed * speed + ROLLING_N
+    assert state.force.tolist() == pytest.approx(expected.tolist())
+
+
+def test_a_car_at_rest_at_its_trips_end_parks_and_a_leaking_tyre_loses_pressure() -> None:
+    state = _state(3)
+    v = state.v
+    v["speed"][1] = v["target"][1] = 0.0
+    v["trip_left"][1] = -1.0
+    v["speed"][2] = v["target"][2] = 0.0  # stopped at a light: not parked
+    v["leaking_tyre"][0] = 3
+    before = state.tyres.copy()
+    assert _step(state, _quiet(3)) == [1]
+    assert state.tyres[0].tolist() == pytest.approx([*before[0, :3], before[0, 3] - 0.05 * DT])
+    assert (state.tyres[1:] == before[1:]).all()
+
+
+def test_low_charge_ends_the_trip() -> None:
+    state = _state(2)
+    state.v["soc"][:] = [5.0, 50.0]
+    _step(state, _quiet(2))
+    assert state.v["trip_left"].tolist() == [0.0, 100.0]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "error"),
+    [
+        (lambda s: s.v.__setitem__("speed", s.v["speed"].astype(np.float32)), TypeError),
+        (lambda s: s.v.__setitem__("cruise", s.v["cruise"].astype(np.int8)), TypeError),
+        (lambda s: s.v.pop("soc"), KeyError),
+        (lambda s: s.v.__setitem__("lat", s.v["lat"][:2]), ValueError),
+        (lambda s: s.v["leaking_tyre"].__setitem__(0, 4), ValueError),
+    ],
+)
+def test_the_step_refuses_a_state_it_cannot_read(spoil: Any, error: type[Exception]) -> None:
+    state = _state(3)
+    spoil(state)
+    with pytest.raises(error):
+        _step(state, _quiet(3))
+
+
+def test_the_step_refuses_unknown_cars_and_narrow_noise() -> None:
+    state = _state(3)
+    args = (state.v, state.tyres, state.force)
+    with pytest.raises(IndexError, match="car 3"):
+        _fleetstep.step(*args, np.array([0, 3]), _quiet(2), DT, PHYSICS, DRAWS)
+    with pytest.raises(ValueError, match="noise"):
+        _fleetstep.step(*args, np.arange(3), _quiet(3)[:, :4].copy(), DT, PHYSICS, DRAWS)
+    with pytest.raises(ValueError, match="dt"):
+        _fleetstep.begin(state.v, np.arange(3), _quiet(3), 0.0, PHYSICS, DRAWS)
+    with pytest.raises(TypeError, match="physics"):
+        _fleetstep.begin(state.v, np.arange(3), _quiet(3), DT, PHYSICS[:-1], DRAWS)

@@ -34,7 +34,7 @@ static const char *FIELDS[NFIELDS] = {
     "altitude", "odometer_km", "power_w", "soc", "motor_c", "cruise", "lane_warning",
     "fatigue", "cabin_c", "leaking_tyre",
 };
-enum { F64, BOOL, I64 };
+enum { F64, BOOL, I64, U64 };
 static const char KIND[NFIELDS] = {
     [HIGHWAY] = BOOL, [CRUISE] = BOOL, [LANE_WARNING] = BOOL, [LEAKING_TYRE] = I64,
 };
@@ -50,10 +50,22 @@ enum { D_HARD_BRAKE, D_THROTTLE, D_STEER, D_CLIMB, D_CRUISE, D_LANE, D_LEAK, D_F
 
 #define MAX_BUFFERS (NFIELDS + 4)
 
+/* The buffers a call holds, released at its end. */
+typedef struct {
+    Py_buffer view[MAX_BUFFERS];
+    int n;
+} Held;
+
+static void release(Held *h) {
+    for (int j = 0; j < h->n; j++) {
+        PyBuffer_Release(&h->view[j]);
+    }
+    h->n = 0;
+}
+
 /* Everything a call reads, its pointers resolved once. */
 typedef struct {
-    Py_buffer held[MAX_BUFFERS];
-    int nheld;
+    Held held;
     Py_ssize_t cars, n; /* fleet size; driving cars this tick */
     const int64_t *idx;
     const double *noise;
@@ -68,17 +80,10 @@ typedef struct {
     Physics k;
 } Tick;
 
-static void release(Tick *t) {
-    for (int j = 0; j < t->nheld; j++) {
-        PyBuffer_Release(&t->held[j]);
-    }
-    t->nheld = 0;
-}
-
 /* A C-contiguous array of `kind` with `rows` rows of `width` (0: one dimension). */
-static void *open_array(Tick *t, PyObject *obj, int kind, Py_ssize_t rows, Py_ssize_t width,
+static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py_ssize_t width,
                         int writable, const char *what) {
-    Py_buffer *view = &t->held[t->nheld];
+    Py_buffer *view = &held->view[held->n];
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (obj == NULL) {
         PyErr_Format(PyExc_KeyError, "the fleet state has no '%s'", what);
@@ -87,7 +92,7 @@ static void *open_array(Tick *t, PyObject *obj, int kind, Py_ssize_t rows, Py_ss
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
         return NULL;
     }
-    t->nheld++;
+    held->n++;
     const char *f = view->format ? view->format : "B";
     if (*f == '=' || *f == '@' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
         f++;
@@ -100,12 +105,15 @@ static void *open_array(Tick *t, PyObject *obj, int kind, Py_ssize_t rows, Py_ss
     case I64:
         ok = (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) && view->itemsize == 8;
         break;
+    case U64:
+        ok = (strcmp(f, "Q") == 0 || strcmp(f, "L") == 0) && view->itemsize == 8;
+        break;
     default:
         ok = strcmp(f, "?") == 0 && view->itemsize == 1;
         break;
     }
     if (!ok) {
-        static const char *wanted[] = {"float64", "bool", "int64"};
+        static const char *wanted[] = {"float64", "bool", "int64", "uint64"};
         PyErr_Format(PyExc_TypeError, "'%s' must be %s, got format '%s'", what, wanted[kind],
                      view->format ? view->format : "B");
         return NULL;
@@ -159,7 +167,7 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         return -1;
     }
     for (int j = 0; j < NFIELDS; j++) {
-        void *p = open_array(t, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, 0, 1,
+        void *p = open_array(&t->held, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, 0, 1,
                              FIELDS[j]);
         if (p == NULL) {
             goto fail;
@@ -168,7 +176,7 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         t->b[j] = p;
         t->i[j] = p;
     }
-    t->idx = open_array(t, idx, I64, t->n, 0, 0, "idx");
+    t->idx = open_array(&t->held, idx, I64, t->n, 0, 0, "idx");
     if (t->idx == NULL) {
         goto fail;
     }
@@ -180,11 +188,11 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         }
         widest = t->draw[j] > widest ? t->draw[j] : widest;
     }
-    t->noise = open_array(t, noise, F64, t->n, widest + 1, 0, "noise");
+    t->noise = open_array(&t->held, noise, F64, t->n, widest + 1, 0, "noise");
     if (t->noise == NULL) {
         goto fail;
     }
-    t->noise_width = t->held[t->nheld - 1].shape[1];
+    t->noise_width = t->held.view[t->held.n - 1].shape[1];
     for (Py_ssize_t j = 0; j < t->n; j++) {
         if (t->idx[j] < 0 || t->idx[j] >= t->cars) {
             PyErr_Format(PyExc_IndexError, "car %lld is not in a fleet of %zd",
@@ -194,7 +202,7 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
     }
     return 0;
 fail:
-    release(t);
+    release(&t->held);
     return -1;
 }
 
@@ -279,7 +287,7 @@ done:
     for (int j = 0; j < 4; j++) {
         Py_XDECREF(lists[j]);
     }
-    release(&t);
+    release(&t.held);
     return out;
 }
 
@@ -301,8 +309,8 @@ static PyObject *step(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *parked = NULL;
-    t.tyres = open_array(&t, tyres, F64, t.cars, 4, 1, "tyres");
-    t.force = t.tyres ? open_array(&t, force, F64, t.cars, 0, 1, "force") : NULL;
+    t.tyres = open_array(&t.held, tyres, F64, t.cars, 4, 1, "tyres");
+    t.force = t.tyres ? open_array(&t.held, force, F64, t.cars, 0, 1, "force") : NULL;
     if (t.force == NULL || (parked = PyList_New(0)) == NULL) {
         goto done;
     }
@@ -398,11 +406,51 @@ static PyObject *step(PyObject *self, PyObject *args) {
         }
     }
 done:
-    release(&t);
+    release(&t.held);
     return parked;
 }
 
+PyDoc_STRVAR(uniforms_doc,
+    "uniforms(keys, tick, out)\n\n"
+    "Fills out (float64, len(keys) rows) with uniforms in [0, 1): out[j, d] is SplitMix64's\n"
+    "finaliser of keys[j] + (tick * width + d) * golden, its top 53 bits scaled, for width\n"
+    "the number of out's columns (see producers/noise.py).");
+
+static PyObject *uniforms(PyObject *self, PyObject *args) {
+    PyObject *keys, *tick, *out;
+    if (!PyArg_ParseTuple(args, "OOO:uniforms", &keys, &tick, &out)) {
+        return NULL;
+    }
+    /* Wrapping 64-bit arithmetic is the point: the tick's counter too. */
+    uint64_t counter = PyLong_AsUnsignedLongLongMask(tick);
+    Py_ssize_t n = PyObject_Length(keys);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Held held = {.n = 0};
+    const uint64_t *key = open_array(&held, keys, U64, n, 0, 0, "keys");
+    double *u = key ? open_array(&held, out, F64, n, 1, 1, "out") : NULL;
+    if (u == NULL) {
+        release(&held);
+        return NULL;
+    }
+    uint64_t width = (uint64_t)held.view[1].shape[1];
+    counter *= width;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        for (uint64_t d = 0; d < width; d++) {
+            uint64_t x = key[j] + (counter + d) * UINT64_C(0x9E3779B97F4A7C15);
+            x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+            x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+            x ^= x >> 31;
+            *u++ = (double)(x >> 11) * 0x1p-53;
+        }
+    }
+    release(&held);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"uniforms", uniforms, METH_VARARGS, uniforms_doc},
     {"begin", begin, METH_VARARGS, begin_doc},
     {"step", step, METH_VARARGS, step_doc},
     {NULL, NULL, 0, NULL},

@@ -1,4 +1,4 @@
-"""Per-car random numbers for a whole fleet at once, one NumPy call per tick.
+"""Per-car random numbers for a whole fleet at once, one call per tick.
 
 The fleet steps all driving cars together, yet a car's trips must not change when the
 fleet grows (a test holds the simulator to that). A shared generator would hand car i a
@@ -16,10 +16,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_TO_UNIT = 2.0**-53
+from producers import _fleetstep
 
 
 class Draw(IntEnum):
@@ -50,10 +47,6 @@ def car_keys(seed: int, cars: Iterable[int]) -> NDArray[np.uint64]:
 
 def uniforms(keys: NDArray[np.uint64], tick: int) -> NDArray[np.float64]:
     """Shape (len(keys), len(Draw)): column `Draw.X` holds each car's number for X at `tick`."""
-    counter = np.uint64((tick * _DRAWS) & 0xFFFFFFFFFFFFFFFF)
-    with np.errstate(over="ignore"):  # wrapping 64-bit arithmetic is the point
-        x = keys[:, None] + (counter + np.arange(_DRAWS, dtype=np.uint64)) * _GOLDEN
-        x = (x ^ (x >> np.uint64(30))) * _MIX1
-        x = (x ^ (x >> np.uint64(27))) * _MIX2
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+    out = np.empty((len(keys), _DRAWS))
+    _fleetstep.uniforms(keys, tick, out)  # the hash, in C: a dozen array passes as NumPy
+    return out

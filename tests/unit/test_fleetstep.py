@@ -10,7 +10,7 @@ import pytest
 from producers import _fleetstep
 from producers.fleet import FleetConfig, make_car
 from producers.fleetstep import DRAWS, PHYSICS, FleetState
-from producers.noise import Draw, car_keys
+from producers.noise import Draw, car_keys, uniforms
 from producers.physics import (
     DRAG_N_PER_V2,
     HALF_WIDTH,
@@ -165,3 +165,21 @@ def test_the_step_refuses_unknown_cars_and_narrow_noise() -> None:
         _fleetstep.begin(state.v, np.arange(3), _quiet(3), 0.0, PHYSICS, DRAWS)
     with pytest.raises(TypeError, match="physics"):
         _fleetstep.begin(state.v, np.arange(3), _quiet(3), DT, PHYSICS[:-1], DRAWS)
+
+
+def test_the_noise_is_splitmix64_of_the_car_the_tick_and_the_purpose() -> None:
+    def reference(key: int, counter: int) -> float:
+        mask = (1 << 64) - 1
+        x = (key + counter * 0x9E3779B97F4A7C15) & mask
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+        return ((x ^ (x >> 31)) >> 11) / 2.0**53
+
+    keys = car_keys(9, range(4))
+    tick = 2**62 + 5  # the counter wraps: 64-bit arithmetic throughout
+    got = uniforms(keys, tick)
+    expected = [[reference(int(k), tick * len(Draw) + d) for d in Draw] for k in keys]
+    assert got.tolist() == expected
+    assert got.shape == (4, len(Draw))
+    with pytest.raises(TypeError, match="uint64"):
+        uniforms(keys.astype(np.int64), 1)  # type: ignore[arg-type]

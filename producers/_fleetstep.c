@@ -1,5 +1,7 @@
 /*
- * The driving step of every driving car, one C loop over the fleet's state arrays.
+ * What a tick computes for every driving car, as C loops over the fleet's state arrays:
+ * the per-car noise (`uniforms`), the driving step (`begin`, `step`) and the every-tick
+ * signals the cars report (`render`, `locate`).
  *
  * `producers/fleetstep.py` owns the state (one NumPy array per `Car` field) and the rare
  * per-car events, which draw from each car's own `random.Random`: a new road segment, an
@@ -7,14 +9,16 @@
  *   begin: count down the timers; name the cars due an event (Python runs them), then
  *   step:  brake/throttle, steering, moving, energy, the dashboard flags, tyre wear;
  *          name the cars that came to rest at the end of their trip (Python parks them).
- * Constants come from `producers.physics` (passed in, not repeated here); the formulas
- * below are the step's one implementation.
+ * `producers/frames.py` then renders the driving cars' frames, the every-tick groups
+ * here and the slower ones in NumPy. Constants come from `producers.physics` (passed in,
+ * not repeated here); the formulas below are their one implementation.
  *
- * Why C: as NumPy over ~700 cars a tick, the step was ~150 array operations (a gather,
- * the maths, a scatter per field), about 1 us per frame, a third of simulating; here it
- * is a few hundredths of that. The arithmetic is plain IEEE double, evaluated in the
- * order written and never contracted (-ffp-contract=off), so a car's numbers do not
- * depend on how many cars step with it.
+ * Why C: as NumPy over ~700 cars a tick, the step and the driving group were ~250 array
+ * operations (a gather, the maths, a scatter per field), about half of simulating; here
+ * they are a few hundredths of a microsecond per car. The arithmetic is plain IEEE
+ * double, evaluated in the order written and never contracted (-ffp-contract=off), so a
+ * car's numbers do not depend on how many cars step with it; rounding is half to even
+ * (nearbyint), as NumPy's and Python's.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -80,7 +84,10 @@ typedef struct {
     Physics k;
 } Tick;
 
-/* A C-contiguous array of `kind` with `rows` rows of `width` (0: one dimension). */
+enum { ONE_D = -1 };
+
+/* A C-contiguous array of `kind`: `rows` values (width ONE_D), or `rows` rows of at least
+ * `width` columns. */
 static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py_ssize_t width,
                         int writable, const char *what) {
     Py_buffer *view = &held->view[held->n];
@@ -118,10 +125,10 @@ static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py
                      view->format ? view->format : "B");
         return NULL;
     }
-    int shaped = width == 0 ? view->ndim == 1 && view->shape[0] == rows
+    int shaped = width == ONE_D ? view->ndim == 1 && view->shape[0] == rows
                             : view->ndim == 2 && view->shape[0] == rows && view->shape[1] >= width;
     if (!shaped) {
-        if (width) {
+        if (width != ONE_D) {
             PyErr_Format(PyExc_ValueError, "'%s' must be %zd rows of at least %zd columns",
                          what, rows, width);
         } else {
@@ -132,15 +139,38 @@ static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py
     return view->buf;
 }
 
+/* idx (int64, n values, each a car of the fleet); NULL on error. */
+static const int64_t *open_cars(Held *held, PyObject *idx, Py_ssize_t cars, Py_ssize_t *n) {
+    *n = PyObject_Length(idx);
+    if (*n < 0) {
+        return NULL;
+    }
+    const int64_t *car = open_array(held, idx, I64, *n, ONE_D, 0, "idx");
+    for (Py_ssize_t j = 0; car != NULL && j < *n; j++) {
+        if (car[j] < 0 || car[j] >= cars) {
+            PyErr_Format(PyExc_IndexError, "car %lld is not in a fleet of %zd",
+                         (long long)car[j], cars);
+            return NULL;
+        }
+    }
+    return car;
+}
+
+static Py_ssize_t fleet_size(PyObject *state) {
+    PyObject *speed = PyDict_Check(state) ? PyDict_GetItemString(state, "speed") : NULL;
+    Py_ssize_t cars = speed ? PyObject_Length(speed) : -1;
+    if (cars < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "state must be a dict of arrays, 'speed' among them");
+    }
+    return cars;
+}
+
 /* Resolves the arguments both calls share: state (a dict of arrays), idx, noise, dt,
  * physics and draws; -1 on error (with `t` released). */
 static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, PyObject *dt,
                      PyObject *physics, PyObject *draws) {
     memset(t, 0, sizeof(*t));
-    if (!PyDict_Check(state)) {
-        PyErr_SetString(PyExc_TypeError, "state must be a dict of arrays");
-        return -1;
-    }
     if (!PyArg_ParseTuple(physics, "ddddddddddd;physics: 11 floats", &t->k.mass_kg,
                           &t->k.drag_n_per_v2, &t->k.rolling_n, &t->k.aux_w, &t->k.pack_wh,
                           &t->k.hard_brake, &t->k.max_brake, &t->k.max_accel,
@@ -158,16 +188,12 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         PyErr_SetString(PyExc_ValueError, "dt must be positive");
         return -1;
     }
-    PyObject *speed = PyDict_GetItemString(state, "speed");
-    t->cars = speed ? PyObject_Length(speed) : -1;
-    t->n = PyObject_Length(idx);
-    if (t->cars < 0 || t->n < 0) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, "state['speed'] and idx must be arrays");
+    t->cars = fleet_size(state);
+    if (t->cars < 0) {
         return -1;
     }
     for (int j = 0; j < NFIELDS; j++) {
-        void *p = open_array(&t->held, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, 0, 1,
+        void *p = open_array(&t->held, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, ONE_D, 1,
                              FIELDS[j]);
         if (p == NULL) {
             goto fail;
@@ -176,7 +202,7 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         t->b[j] = p;
         t->i[j] = p;
     }
-    t->idx = open_array(&t->held, idx, I64, t->n, 0, 0, "idx");
+    t->idx = open_cars(&t->held, idx, t->cars, &t->n);
     if (t->idx == NULL) {
         goto fail;
     }
@@ -193,13 +219,6 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         goto fail;
     }
     t->noise_width = t->held.view[t->held.n - 1].shape[1];
-    for (Py_ssize_t j = 0; j < t->n; j++) {
-        if (t->idx[j] < 0 || t->idx[j] >= t->cars) {
-            PyErr_Format(PyExc_IndexError, "car %lld is not in a fleet of %zd",
-                         (long long)t->idx[j], t->cars);
-            goto fail;
-        }
-    }
     return 0;
 fail:
     release(&t->held);
@@ -310,7 +329,11 @@ static PyObject *step(PyObject *self, PyObject *args) {
     }
     PyObject *parked = NULL;
     t.tyres = open_array(&t.held, tyres, F64, t.cars, 4, 1, "tyres");
-    t.force = t.tyres ? open_array(&t.held, force, F64, t.cars, 0, 1, "force") : NULL;
+    if (t.tyres != NULL && t.held.view[t.held.n - 1].shape[1] != 4) {
+        PyErr_SetString(PyExc_ValueError, "'tyres' must be 4 columns, one per tyre");
+        t.tyres = NULL;
+    }
+    t.force = t.tyres ? open_array(&t.held, force, F64, t.cars, ONE_D, 1, "force") : NULL;
     if (t.force == NULL || (parked = PyList_New(0)) == NULL) {
         goto done;
     }
@@ -428,7 +451,7 @@ static PyObject *uniforms(PyObject *self, PyObject *args) {
         return NULL;
     }
     Held held = {.n = 0};
-    const uint64_t *key = open_array(&held, keys, U64, n, 0, 0, "keys");
+    const uint64_t *key = open_array(&held, keys, U64, n, ONE_D, 0, "keys");
     double *u = key ? open_array(&held, out, F64, n, 1, 1, "out") : NULL;
     if (u == NULL) {
         release(&held);
@@ -449,7 +472,174 @@ static PyObject *uniforms(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* The fields `render` and `locate` read, by name, into `out` (NULL on error). */
+static int open_fields(Held *held, PyObject *state, const char *const *names, int count,
+                       Py_ssize_t cars, const double **out) {
+    if (!PyDict_Check(state)) {
+        PyErr_SetString(PyExc_TypeError, "state must be a dict of arrays");
+        return -1;
+    }
+    for (int j = 0; j < count; j++) {
+        out[j] = open_array(held, PyDict_GetItemString(state, names[j]), F64, cars, ONE_D, 0,
+                            names[j]);
+        if (out[j] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+enum { L_LAT, L_LON, L_HEADING, L_ALTITUDE, L_SPEED, NLOCATION };
+static const char *const LOCATION[NLOCATION] = {"lat", "lon", "heading", "altitude", "speed"};
+
+PyDoc_STRVAR(locate_doc,
+    "locate(state, idx, out)\n\n"
+    "The location group of the cars idx into out (float64, 5 rows of len(idx)): latitude,\n"
+    "longitude, heading, altitude, and the horizontal accuracy, worse the faster a car goes.");
+
+static PyObject *locate(PyObject *self, PyObject *args) {
+    PyObject *state, *idx, *out;
+    if (!PyArg_ParseTuple(args, "OOO:locate", &state, &idx, &out)) {
+        return NULL;
+    }
+    Held held = {.n = 0};
+    const double *f[NLOCATION];
+    Py_ssize_t cars = fleet_size(state), n = 0;
+    const int64_t *car = NULL;
+    double *rows = NULL;
+    if (cars < 0 || open_fields(&held, state, LOCATION, NLOCATION, cars, f) < 0 ||
+        (car = open_cars(&held, idx, cars, &n)) == NULL ||
+        (rows = open_array(&held, out, F64, NLOCATION, n, 1, "out")) == NULL) {
+        release(&held);
+        return NULL;
+    }
+    if (held.view[held.n - 1].shape[1] != n) {
+        release(&held);
+        PyErr_Format(PyExc_ValueError, "'out' must be %d rows of %zd", NLOCATION, n);
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t i = car[j];
+        for (int r = 0; r < L_SPEED; r++) {
+            rows[r * n + j] = f[r][i];
+        }
+        rows[L_SPEED * n + j] = 2.5 + f[L_SPEED][i] * 0.05;
+    }
+    release(&held);
+    Py_RETURN_NONE;
+}
+
+/* `producers.physics`'s constants the driving group needs, in `frames.RENDER`'s order. */
+typedef struct {
+    double hard_brake, coast_band, abs_threshold, wheel_radius_m, gear_ratio, wheelbase_m,
+        steering_ratio, rpm_per_ms;
+} Dashboard;
+
+enum { R_SPEED, R_ACCEL, R_CURVATURE, R_HARD_BRAKE_LEFT, NRENDER };
+static const char *const RENDER[NRENDER] = {"speed", "accel", "curvature", "hard_brake_left"};
+enum { NDOUBLES = 6, NLONGS = 7, NBOOLEANS = 5 }; /* the rows of render's outputs */
+
+PyDoc_STRVAR(render_doc,
+    "render(state, force, idx, vertical, dashboard, doubles, longs, booleans)\n\n"
+    "The driving group of the cars idx (all driving), one row per signal in the order of\n"
+    "frames.DRIVING_*: doubles (float64, 6 rows of len(idx); the location group is\n"
+    "locate's), longs (int64, 7 rows), booleans (bool, 5 rows). vertical: each car's\n"
+    "noise for the vertical acceleration; force: the wheel force of the cars' last step.\n"
+    "Values are rounded half to even, as NumPy and Python round.");
+
+static PyObject *render(PyObject *self, PyObject *args) {
+    PyObject *state, *force_obj, *idx, *vertical_obj, *dashboard, *dobj, *lobj, *bobj;
+    Dashboard k;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:render", &state, &force_obj, &idx, &vertical_obj,
+                          &dashboard, &dobj, &lobj, &bobj) ||
+        !PyArg_ParseTuple(dashboard, "dddddddd;dashboard: 8 floats", &k.hard_brake,
+                          &k.coast_band, &k.abs_threshold, &k.wheel_radius_m, &k.gear_ratio,
+                          &k.wheelbase_m, &k.steering_ratio, &k.rpm_per_ms)) {
+        return NULL;
+    }
+    Held held = {.n = 0};
+    const double *f[NRENDER], *force = NULL, *vertical = NULL;
+    Py_ssize_t cars = fleet_size(state), n = 0;
+    const int64_t *car = NULL;
+    double *d = NULL;
+    int64_t *l = NULL;
+    char *b = NULL;
+    if (cars < 0 || open_fields(&held, state, RENDER, NRENDER, cars, f) < 0 ||
+        (force = open_array(&held, force_obj, F64, cars, ONE_D, 0, "force")) == NULL ||
+        (car = open_cars(&held, idx, cars, &n)) == NULL ||
+        (vertical = open_array(&held, vertical_obj, F64, n, ONE_D, 0, "vertical")) == NULL ||
+        (d = open_array(&held, dobj, F64, NDOUBLES, n, 1, "doubles")) == NULL ||
+        (l = open_array(&held, lobj, I64, NLONGS, n, 1, "longs")) == NULL ||
+        (b = open_array(&held, bobj, BOOL, NBOOLEANS, n, 1, "booleans")) == NULL) {
+        release(&held);
+        return NULL;
+    }
+    for (int r = 1; r <= 3; r++) {
+        if (held.view[held.n - r].shape[1] != n) {
+            release(&held);
+            PyErr_Format(PyExc_ValueError, "each output row must hold %zd values", n);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t i = car[j];
+        double speed = f[R_SPEED][i], accel = f[R_ACCEL][i], curvature = f[R_CURVATURE][i];
+        double wheel_force = force[i];
+        /* Pedals: never both pressed; the brake only when slowing beyond what regeneration
+         * gives (coasting), or holding the car at a light. */
+        int braking = accel < -k.coast_band;
+        double brake = braking ? clip(nearbyint(-accel / k.hard_brake * 100.0), 1, 100)
+                               : (speed == 0.0 ? 25 : 0);
+        int pressing = !braking && speed != 0.0 && accel >= -0.05;
+        double accelerator =
+            pressing ? clip(nearbyint(maximum(wheel_force, 0.0) / 60.0), 1, 100) : 0;
+        double lateral = speed * speed * curvature;
+        double torque = wheel_force * k.wheel_radius_m / k.gear_ratio;
+        if (brake > 0) {
+            torque = maximum(torque, -150.0); /* regeneration's limit; friction does the rest */
+        }
+        int emergency = f[R_HARD_BRAKE_LEFT][i] > 0.0;
+        double row[NDOUBLES] = {
+            speed * 3.6,
+            accel,
+            lateral,
+            speed != 0.0 ? (vertical[j] - 0.5) * 0.5 : 0.0,
+            degrees(speed * curvature),
+            brake * 100.0,
+        };
+        int64_t longs[NLONGS] = {
+            (int64_t)accelerator,
+            (int64_t)brake,
+            (int64_t)nearbyint(degrees(atan(k.wheelbase_m * curvature)) * k.steering_ratio),
+            (int64_t)nearbyint(clip(torque, -400.0, 500.0)),
+            (int64_t)nearbyint(speed * k.rpm_per_ms),
+            127, /* D selected */
+            1,   /* the single-speed gear engaged */
+        };
+        char flags[NBOOLEANS] = {
+            (char)emergency,
+            0, /* parking brake: off while driving */
+            accel < -k.abs_threshold,
+            fabs(lateral) > 3.2 || (emergency && curvature != 0.0),
+            (char)emergency,
+        };
+        for (int r = 0; r < NDOUBLES; r++) {
+            d[r * n + j] = row[r];
+        }
+        for (int r = 0; r < NLONGS; r++) {
+            l[r * n + j] = longs[r];
+        }
+        for (int r = 0; r < NBOOLEANS; r++) {
+            b[r * n + j] = flags[r];
+        }
+    }
+    release(&held);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"locate", locate, METH_VARARGS, locate_doc},
+    {"render", render, METH_VARARGS, render_doc},
     {"uniforms", uniforms, METH_VARARGS, uniforms_doc},
     {"begin", begin, METH_VARARGS, begin_doc},
     {"step", step, METH_VARARGS, step_doc},
@@ -458,7 +648,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fleetstep",
-    "The fleet's driving step, written in C (see producers/fleetstep.py).", -1, methods,
+    "What a tick computes for every driving car, in C (see producers/fleetstep.py).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC PyInit__fleetstep(void) { return PyModule_Create(&module); }

@@ -1,4 +1,4 @@
-"""The fleet's driving step, written in C (`_fleetstep.c`); see `producers.fleetstep`."""
+"""What a tick computes for every driving car, in C (`_fleetstep.c`): see `producers.fleetstep`."""
 
 from typing import Any
 
@@ -21,3 +21,14 @@ def step(
     draws: tuple[int, ...],
 ) -> list[int]: ...
 def uniforms(keys: Any, tick: int, out: Any) -> None: ...
+def locate(state: dict[str, Any], idx: Any, out: Any) -> None: ...
+def render(
+    state: dict[str, Any],
+    force: Any,
+    idx: Any,
+    vertical: Any,
+    dashboard: tuple[float, ...],
+    doubles: Any,
+    longs: Any,
+    booleans: Any,
+) -> None: ...

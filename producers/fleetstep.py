@@ -113,7 +113,7 @@ class FleetState:
 
     def drive(self, idx: Array, tick: int, dt: float) -> Array:
         """Advance the driving cars `idx` by `dt`; returns those that parked."""
-        self.noise = u = uniforms(self.keys[idx], tick) if idx.size else self.noise[:0]
+        self.noise = u = uniforms(self.keys[idx], tick)
         v, cars = self.v, self.cars
         new_segment, hard_brake, leak, fault = _fleetstep.begin(v, idx, u, dt, PHYSICS, DRAWS)
         # The rare events draw from each car's own rng, in the order they always have.

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from producers import _fleetstep
 from producers.fleetstep import FleetState
 from producers.physics import (
     ABS_THRESHOLD,
@@ -21,15 +22,14 @@ from producers.physics import (
     GEAR_RATIO,
     HARD_BRAKE,
     PACK_WH,
+    STEERING_RATIO,
     WH_PER_KM,
     WHEEL_RADIUS_M,
     WHEELBASE_M,
 )
-from producers.physics import STEERING_RATIO as _STEER
 from producers.signals import BOOLEANS, DOUBLES, LONGS, STRINGS, Signal
 
 Array = NDArray[Any]
-_RPM_PER_MS = 60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M)
 
 
 LOCATION = (
@@ -68,64 +68,36 @@ DRIVING_BOOLEANS = (
 Columns = tuple[list[Array], list[Array], list[Array]]  # doubles, longs, booleans
 
 
-def _location(lat: Any, lon: Any, heading: Any, altitude: Any, speed: Any) -> tuple[Any, ...]:
-    """The location group's values, for one car (floats) or many (arrays) alike."""
-    return lat, lon, heading, altitude, 2.5 + speed * 0.05
-
-
-def pedals(accel: Array, speed: Array, force: Array) -> tuple[Array, Array]:
-    """(accelerator %, brake %) of driving cars: never both pressed; brake only when slowing."""
-    braking = accel < -COAST_BAND
-    brake = np.where(
-        braking,
-        np.clip(np.round(-accel / HARD_BRAKE * 100.0), 1, 100),
-        np.where(speed == 0.0, 25, 0),  # holding the car at a light
-    )
-    # Coasting (-COAST_BAND <= accel < -0.05) is regeneration alone: no pedal.
-    pressing = ~braking & (speed != 0.0) & (accel >= -0.05)
-    accelerator = np.where(pressing, np.clip(np.round(np.maximum(force, 0.0) / 60.0), 1, 100), 0)
-    return accelerator.astype(np.int64), brake.astype(np.int64)
+# What the C side (`_fleetstep.render`) reads of `producers.physics`, in its order.
+RENDER = (
+    HARD_BRAKE,
+    COAST_BAND,
+    ABS_THRESHOLD,
+    WHEEL_RADIUS_M,
+    GEAR_RATIO,
+    WHEELBASE_M,
+    STEERING_RATIO,
+    60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M),  # motor rpm per m/s
+)
+_DRIVING_ONLY = len(DRIVING_DOUBLES) - len(LOCATION)
 
 
 def driving_columns(state: FleetState, idx: Array, vertical: Array) -> Columns:
-    """The `DRIVING_*` signals of the driving cars `idx`, one array per signal."""
-    v = state.v
-    speed, accel, curvature = v["speed"][idx], v["accel"][idx], v["curvature"][idx]
-    force = state.force[idx]  # the step's, at this speed and acceleration
-    accel_pedal, brake_pedal = pedals(accel, speed, force)
-    lateral = speed * speed * curvature
-    torque = force * WHEEL_RADIUS_M / GEAR_RATIO
-    # Regeneration's limit while braking; friction brakes do the rest.
-    torque = np.where(brake_pedal > 0, np.maximum(torque, -150.0), torque)
-    emergency = v["hard_brake_left"][idx] > 0.0
-    doubles = [
-        speed * 3.6,
-        accel,
-        lateral,
-        np.where(speed != 0.0, (vertical - 0.5) * 0.5, 0.0),
-        np.degrees(speed * curvature),
-        brake_pedal * 100.0,
-        *_location(v["lat"][idx], v["lon"][idx], v["heading"][idx], v["altitude"][idx], speed),
-    ]
-    steering = np.round(np.degrees(np.arctan(WHEELBASE_M * curvature)) * _STEER)
+    """The `DRIVING_*` signals of the driving cars `idx`, one array per signal.
+
+    Written in C (`_fleetstep.render` and `locate`): as NumPy it was ~60 array operations
+    a tick. Pedals are never both pressed, the brake only when slowing more than
+    regeneration does; torque and pedals come from the wheel force of the cars' step.
+    """
     n = len(idx)
-    longs = [
-        accel_pedal,
-        brake_pedal,
-        steering.astype(np.int64),
-        np.round(np.clip(torque, -400.0, 500.0)).astype(np.int64),
-        np.round(speed * _RPM_PER_MS).astype(np.int64),
-        np.full(n, 127, dtype=np.int64),  # D selected
-        np.ones(n, dtype=np.int64),  # the single-speed gear engaged
-    ]
-    booleans = [
-        emergency,
-        np.zeros(n, dtype=bool),  # parking brake: off while driving
-        accel < -ABS_THRESHOLD,
-        (np.abs(lateral) > 3.2) | (emergency & (curvature != 0.0)),
-        emergency,
-    ]
-    return doubles, longs, booleans
+    doubles = np.empty((len(DRIVING_DOUBLES), n))
+    longs = np.empty((len(DRIVING_LONGS), n), dtype=np.int64)
+    booleans = np.empty((len(DRIVING_BOOLEANS), n), dtype=bool)
+    _fleetstep.render(
+        state.v, state.force, idx, vertical, RENDER, doubles[:_DRIVING_ONLY], longs, booleans
+    )
+    _fleetstep.locate(state.v, idx, doubles[_DRIVING_ONLY:])
+    return list(doubles), list(longs), list(booleans)
 
 
 def driving(columns: Columns) -> list[Signal]:
@@ -176,7 +148,8 @@ def _int(values: Array) -> Array:
 
 
 def location(c: CarColumns) -> list[Signal]:
-    values = _location(c["lat"], c["lon"], c["heading"], c["altitude"], c["speed"])
+    values = np.empty((len(LOCATION), len(c)))
+    _fleetstep.locate(c.state.v, c.idx, values)
     return [Signal(DOUBLES, key, v) for key, v in zip(LOCATION, values, strict=True)]
 
 

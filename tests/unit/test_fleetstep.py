@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from producers import _fleetstep
+from producers import _fleetstep, frames
 from producers.fleet import FleetConfig, make_car
 from producers.fleetstep import DRAWS, PHYSICS, FleetState
 from producers.noise import Draw, car_keys, uniforms
@@ -183,3 +183,34 @@ def test_the_noise_is_splitmix64_of_the_car_the_tick_and_the_purpose() -> None:
     assert got.shape == (4, len(Draw))
     with pytest.raises(TypeError, match="uint64"):
         uniforms(keys.astype(np.int64), 1)  # type: ignore[arg-type]
+
+
+def test_the_driving_group_reads_pedals_and_torque_from_the_step() -> None:
+    state = _state(4)
+    v = state.v
+    # Accelerating, braking hard, coasting (regeneration alone), held at a light.
+    v["speed"][:] = [10.0, 20.0, 15.0, 0.0]
+    v["accel"][:] = [1.0, -5.0, -0.3, 0.0]
+    state.force[:] = [2400.0, -9000.0, -500.0, 0.0]
+    v["hard_brake_left"][:] = [0.0, 1.0, 0.0, 0.0]
+    doubles, longs, booleans = frames.driving_columns(state, np.arange(4), np.full(4, 0.9))
+    named = dict(zip(frames.DRIVING_LONGS, (c.tolist() for c in longs), strict=True))
+    accelerator = named["Vehicle.Chassis.Accelerator.PedalPosition"]
+    brake = named["Vehicle.Chassis.Brake.PedalPosition"]
+    assert accelerator == [40, 0, 0, 0]  # 2,400 N / 60 N per percent
+    assert brake == [0, round(5.0 / HARD_BRAKE * 100.0), 0, 25]
+    # Braking, the motor regenerates down to -150 Nm and friction does the rest.
+    torque = named["Vehicle.Powertrain.ElectricMotor.Torque"]
+    assert torque == [round(2400.0 * 0.35 / 9.0), -150, round(-500.0 * 0.35 / 9.0), 0]
+    d = dict(zip(frames.DRIVING_DOUBLES, (c.tolist() for c in doubles), strict=True))
+    assert d["Vehicle.Speed"] == pytest.approx([36.0, 72.0, 54.0, 0.0])
+    assert d["Vehicle.Acceleration.Vertical"] == pytest.approx([0.2, 0.2, 0.2, 0.0])
+    assert d["Vehicle.CurrentLocation.Latitude"] == v["lat"].tolist()
+    assert d["Vehicle.CurrentLocation.HorizontalAccuracy"] == pytest.approx([3.0, 3.5, 3.25, 2.5])
+    b = dict(zip(frames.DRIVING_BOOLEANS, (c.tolist() for c in booleans), strict=True))
+    assert b["Vehicle.Chassis.Brake.IsDriverEmergencyBrakingDetected"] == [0, 1, 0, 0]
+    assert b["Vehicle.Chassis.ParkingBrake.IsEngaged"] == [False] * 4
+    with pytest.raises(ValueError, match="out"):
+        _fleetstep.locate(state.v, np.arange(4), np.empty((5, 3)))
+    with pytest.raises(IndexError):
+        frames.driving_columns(state, np.array([4]), np.zeros(1))

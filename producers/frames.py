@@ -144,7 +144,17 @@ def _some(present: Array) -> Array | None:
 
 def _int(values: Array) -> Array:
     """Rounded half to even, as Python's `round`, as int64."""
-    return np.round(values).astype(np.int64)
+    return np.rint(values).astype(np.int64)  # np.round's own path for 0 decimals, shorter
+
+
+def _choose(flags: Array, yes: str, no: str) -> list[str]:
+    """A strings column, `yes` where `flags` holds, else `no`.
+
+    A list, not a NumPy array: the encoder reads `str` objects, and a NumPy string array
+    made here and turned back into them cost more than the group's arithmetic.
+    """
+    pair = (no, yes)
+    return [pair[flag] for flag in flags.tolist()]
 
 
 def location(c: CarColumns) -> list[Signal]:
@@ -185,7 +195,7 @@ def battery(c: CarColumns) -> list[Signal]:
         Signal(
             STRINGS,
             "Vehicle.Powertrain.TractionBattery.Charging.State",
-            np.where(charging, "CHARGING", "NOT_CONNECTED"),
+            _choose(charging, "CHARGING", "NOT_CONNECTED"),
         ),
         Signal(
             LONGS,
@@ -198,7 +208,7 @@ def battery(c: CarColumns) -> list[Signal]:
 def adas(c: CarColumns) -> list[Signal]:
     cruise = c["cruise"]
     return [
-        Signal(STRINGS, "Vehicle.ADAS.ActiveAutonomyLevel", np.where(cruise, "SAE_2", "SAE_0")),
+        Signal(STRINGS, "Vehicle.ADAS.ActiveAutonomyLevel", _choose(cruise, "SAE_2", "SAE_0")),
         Signal(BOOLEANS, "Vehicle.ADAS.CruiseControl.IsActive", cruise),
         Signal(DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", c["target"] * 3.6, _some(cruise)),
         Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsEnabled", c.full(True)),
@@ -234,7 +244,7 @@ def vehicle_state(c: CarColumns) -> list[Signal]:
         Signal(BOOLEANS, "Vehicle.IsMoving", c["speed"] > 0.0),
         Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", c.full(False)),
         Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", c.full(True)),
-        Signal(STRINGS, "Vehicle.LowVoltageSystemState", np.where(c["driving"], "ON", "LOCK")),
+        Signal(STRINGS, "Vehicle.LowVoltageSystemState", _choose(c["driving"], "ON", "LOCK")),
     ]
 
 
@@ -243,20 +253,20 @@ def diagnostics(c: CarColumns, when: Array | None = None) -> list[Signal]:
     cars = c.state.cars
     codes = [cars[i].trouble_codes for i in c.idx.tolist()]  # per-car lists
     count = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
-    tyres = c.state.tyres[c.idx]
+    kpa = _int(c.state.tyres[c.idx])  # a column per tyre
     to_service = 20_000.0 - c["odometer_km"] % 20_000.0
     with_codes = count > 0 if when is None else (count > 0) & when
     axle = "Vehicle.Chassis.Axle.Row"
     return [
-        Signal(LONGS, f"{axle}1.Wheel.Left.Tire.Pressure", _int(tyres[:, 0]), when),
-        Signal(LONGS, f"{axle}1.Wheel.Right.Tire.Pressure", _int(tyres[:, 1]), when),
-        Signal(LONGS, f"{axle}2.Wheel.Left.Tire.Pressure", _int(tyres[:, 2]), when),
-        Signal(LONGS, f"{axle}2.Wheel.Right.Tire.Pressure", _int(tyres[:, 3]), when),
+        Signal(LONGS, f"{axle}1.Wheel.Left.Tire.Pressure", kpa[:, 0], when),
+        Signal(LONGS, f"{axle}1.Wheel.Right.Tire.Pressure", kpa[:, 1], when),
+        Signal(LONGS, f"{axle}2.Wheel.Left.Tire.Pressure", kpa[:, 2], when),
+        Signal(LONGS, f"{axle}2.Wheel.Right.Tire.Pressure", kpa[:, 3], when),
         Signal(LONGS, "Vehicle.Diagnostics.DTCCount", count, when),
         Signal(
             STRINGS,
             "Vehicle.Diagnostics.DTCList",
-            np.array(list(map(",".join, codes)), dtype=str),
+            list(map(",".join, codes)),
             with_codes,
         ),
         Signal(DOUBLES, "Vehicle.Service.DistanceToService", to_service, when),

@@ -42,7 +42,7 @@ class Signal(NamedTuple):
 
     field: int  # DOUBLES, LONGS, BOOLEANS or STRINGS
     key: str
-    values: Array
+    values: Array | list[str]  # strings: a list of str
     present: Array | None = None
 
     def reported(self, count: int) -> int:
@@ -54,8 +54,13 @@ def frame_maps(signals: Sequence[Signal], count: int) -> Iterator[Maps]:
     """Each of the batch's `count` frames as its four maps, keys in signal order."""
     # One `.tolist()` per column: converting NumPy scalars one by one costs more than
     # the maths that made them.
-    columns = [
-        (s.field, s.key, s.values.tolist(), None if s.present is None else s.present.tolist())
+    columns: list[tuple[int, str, list[Any], list[bool] | None]] = [
+        (
+            s.field,
+            s.key,
+            s.values if isinstance(s.values, list) else s.values.tolist(),
+            None if s.present is None else s.present.tolist(),
+        )
         for s in signals
     ]
     for k in range(count):

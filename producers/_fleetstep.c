@@ -139,6 +139,18 @@ static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py
     return view->buf;
 }
 
+/* `rows` rows of exactly `n` values of `kind`, writable (an output, or the tyres);
+ * NULL on error. */
+static void *open_rows(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py_ssize_t n,
+                       const char *what) {
+    void *p = open_array(held, obj, kind, rows, n, 1, what);
+    if (p != NULL && held->view[held->n - 1].shape[1] != n) {
+        PyErr_Format(PyExc_ValueError, "'%s' must be %zd rows of %zd values", what, rows, n);
+        return NULL;
+    }
+    return p;
+}
+
 /* idx (int64, n values, each a car of the fleet); NULL on error. */
 static const int64_t *open_cars(Held *held, PyObject *idx, Py_ssize_t cars, Py_ssize_t *n) {
     *n = PyObject_Length(idx);
@@ -328,11 +340,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *parked = NULL;
-    t.tyres = open_array(&t.held, tyres, F64, t.cars, 4, 1, "tyres");
-    if (t.tyres != NULL && t.held.view[t.held.n - 1].shape[1] != 4) {
-        PyErr_SetString(PyExc_ValueError, "'tyres' must be 4 columns, one per tyre");
-        t.tyres = NULL;
-    }
+    t.tyres = open_rows(&t.held, tyres, F64, t.cars, 4, "tyres");
     t.force = t.tyres ? open_array(&t.held, force, F64, t.cars, ONE_D, 1, "force") : NULL;
     if (t.force == NULL || (parked = PyList_New(0)) == NULL) {
         goto done;
@@ -509,13 +517,8 @@ static PyObject *locate(PyObject *self, PyObject *args) {
     double *rows = NULL;
     if (cars < 0 || open_fields(&held, state, LOCATION, NLOCATION, cars, f) < 0 ||
         (car = open_cars(&held, idx, cars, &n)) == NULL ||
-        (rows = open_array(&held, out, F64, NLOCATION, n, 1, "out")) == NULL) {
+        (rows = open_rows(&held, out, F64, NLOCATION, n, "out")) == NULL) {
         release(&held);
-        return NULL;
-    }
-    if (held.view[held.n - 1].shape[1] != n) {
-        release(&held);
-        PyErr_Format(PyExc_ValueError, "'out' must be %d rows of %zd", NLOCATION, n);
         return NULL;
     }
     for (Py_ssize_t j = 0; j < n; j++) {
@@ -568,18 +571,11 @@ static PyObject *render(PyObject *self, PyObject *args) {
         (force = open_array(&held, force_obj, F64, cars, ONE_D, 0, "force")) == NULL ||
         (car = open_cars(&held, idx, cars, &n)) == NULL ||
         (vertical = open_array(&held, vertical_obj, F64, n, ONE_D, 0, "vertical")) == NULL ||
-        (d = open_array(&held, dobj, F64, NDOUBLES, n, 1, "doubles")) == NULL ||
-        (l = open_array(&held, lobj, I64, NLONGS, n, 1, "longs")) == NULL ||
-        (b = open_array(&held, bobj, BOOL, NBOOLEANS, n, 1, "booleans")) == NULL) {
+        (d = open_rows(&held, dobj, F64, NDOUBLES, n, "doubles")) == NULL ||
+        (l = open_rows(&held, lobj, I64, NLONGS, n, "longs")) == NULL ||
+        (b = open_rows(&held, bobj, BOOL, NBOOLEANS, n, "booleans")) == NULL) {
         release(&held);
         return NULL;
-    }
-    for (int r = 1; r <= 3; r++) {
-        if (held.view[held.n - r].shape[1] != n) {
-            release(&held);
-            PyErr_Format(PyExc_ValueError, "each output row must hold %zd values", n);
-            return NULL;
-        }
     }
     for (Py_ssize_t j = 0; j < n; j++) {
         int64_t i = car[j];
@@ -637,7 +633,149 @@ static PyObject *render(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* What `dashboard` reads, by name and kind. */
+enum {
+    S_SOC, S_POWER_W, S_AMBIENT_C, S_CHARGING_KW, S_CHARGE_TO, S_CRUISE, S_TARGET,
+    S_LANE_WARNING, S_HARD_BRAKE_LEFT, S_CABIN_C, S_DRIVING, S_PASSENGER, S_DRIVER_BELTED,
+    S_PASSENGER_BELTED, S_FATIGUE, S_ODOMETER_KM, S_SPEED, S_SOH, S_MOTOR_C, NSTATE
+};
+static const char *const STATE[NSTATE] = {
+    "soc", "power_w", "ambient_c", "charging_kw", "charge_to", "cruise", "target",
+    "lane_warning", "hard_brake_left", "cabin_c", "driving", "passenger", "driver_belted",
+    "passenger_belted", "fatigue", "odometer_km", "speed", "soh", "motor_c",
+};
+static const char STATE_KIND[NSTATE] = {
+    [S_CRUISE] = BOOL, [S_LANE_WARNING] = BOOL, [S_DRIVING] = BOOL, [S_PASSENGER] = BOOL,
+    [S_DRIVER_BELTED] = BOOL, [S_PASSENGER_BELTED] = BOOL,
+};
+/* Its rows, in the order of `frames.DASHBOARD`. */
+enum {
+    O_SOC, O_SOC_DISPLAYED, O_VOLTAGE, O_CURRENT, O_POWER, O_BATTERY_C, O_SPEED_SET, O_CABIN_C,
+    O_FATIGUE, O_ODOMETER_KM, O_AMBIENT_C, O_TO_SERVICE_KM, O_SOH, O_LOW_VOLTAGE, O_MOTOR_C,
+    NDASH_DOUBLES
+};
+enum { O_RANGE_M, O_TO_FULL_S, O_KPA, NDASH_LONGS = O_KPA + 4 };
+enum {
+    O_CHARGING, O_CRUISE, O_LANE_WARNING, O_OBSTACLE, O_DRIVING, O_DRIVER_BELTED, O_PASSENGER,
+    O_PASSENGER_BELTED, O_EYES_ON_ROAD, O_MOVING, O_SERVICE_DUE, O_ALWAYS, O_NEVER,
+    NDASH_BOOLEANS
+};
+
+/* A rounded value as int64: half to even; beyond int64 (never from a sane state), the
+ * nearest end rather than undefined behaviour. */
+static inline int64_t to_int(double x) {
+    double r = nearbyint(x);
+    if (!(r > -9223372036854775808.0)) {
+        return INT64_MIN;
+    }
+    return r < 9223372036854775808.0 ? (int64_t)r : INT64_MAX;
+}
+
+PyDoc_STRVAR(dashboard_doc,
+    "dashboard(state, tyres, idx, constants, doubles, longs, booleans)\n\n"
+    "What the slower groups (battery, ADAS, cabin, vehicle state, diagnostics) report for\n"
+    "the cars idx, one row per quantity in the order of frames.DASHBOARD: doubles\n"
+    "(float64, 15 rows of len(idx)), longs (int64, 6), booleans (bool, 13). constants:\n"
+    "(PACK_WH, WH_PER_KM). Values are rounded half to even, as NumPy and Python round.");
+
+static PyObject *dashboard(PyObject *self, PyObject *args) {
+    PyObject *state, *tyres_obj, *idx, *constants, *dobj, *lobj, *bobj;
+    double pack_wh, wh_per_km;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:dashboard", &state, &tyres_obj, &idx, &constants,
+                          &dobj, &lobj, &bobj) ||
+        !PyArg_ParseTuple(constants, "dd;constants: (PACK_WH, WH_PER_KM)", &pack_wh,
+                          &wh_per_km)) {
+        return NULL;
+    }
+    Held held = {.n = 0};
+    const char *f[NSTATE];
+    const double *tyres = NULL;
+    Py_ssize_t cars = fleet_size(state), n = 0;
+    const int64_t *car = NULL;
+    double *d = NULL;
+    int64_t *l = NULL;
+    char *b = NULL;
+    for (int j = 0; cars >= 0 && j < NSTATE; j++) {
+        f[j] = open_array(&held, PyDict_GetItemString(state, STATE[j]), STATE_KIND[j], cars,
+                          ONE_D, 0, STATE[j]);
+        if (f[j] == NULL) {
+            cars = -1;
+        }
+    }
+    if (cars < 0 || (tyres = open_rows(&held, tyres_obj, F64, cars, 4, "tyres")) == NULL ||
+        (car = open_cars(&held, idx, cars, &n)) == NULL ||
+        (d = open_rows(&held, dobj, F64, NDASH_DOUBLES, n, "doubles")) == NULL ||
+        (l = open_rows(&held, lobj, I64, NDASH_LONGS, n, "longs")) == NULL ||
+        (b = open_rows(&held, bobj, BOOL, NDASH_BOOLEANS, n, "booleans")) == NULL) {
+        release(&held);
+        return NULL;
+    }
+#define F(field) (((const double *)f[field])[i])
+#define B(field) (f[field][i] != 0)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int64_t i = car[j];
+        double soc = F(S_SOC), power = F(S_POWER_W), voltage = 330.0 + 0.8 * soc;
+        double to_service = 20000.0 - py_remainder(F(S_ODOMETER_KM), 20000.0);
+        int charging = F(S_CHARGING_KW) > 0.0, driving = B(S_DRIVING);
+        double row[NDASH_DOUBLES] = {
+            [O_SOC] = soc,
+            [O_SOC_DISPLAYED] = floor(soc),
+            [O_VOLTAGE] = voltage,
+            [O_CURRENT] = power / voltage,
+            [O_POWER] = power,
+            [O_BATTERY_C] = F(S_AMBIENT_C) + 5.0 + fabs(power) / 10000.0,
+            [O_SPEED_SET] = F(S_TARGET) * 3.6,
+            [O_CABIN_C] = F(S_CABIN_C),
+            [O_FATIGUE] = F(S_FATIGUE),
+            [O_ODOMETER_KM] = F(S_ODOMETER_KM),
+            [O_AMBIENT_C] = F(S_AMBIENT_C),
+            [O_TO_SERVICE_KM] = to_service,
+            [O_SOH] = F(S_SOH),
+            [O_LOW_VOLTAGE] = driving ? 14.2 : 12.6,
+            [O_MOTOR_C] = F(S_MOTOR_C),
+        };
+        int64_t longs[NDASH_LONGS] = {
+            [O_RANGE_M] = to_int(soc / 100.0 * pack_wh / wh_per_km * 1000.0),
+            [O_TO_FULL_S] = charging ? to_int((F(S_CHARGE_TO) - soc) / 100.0 * pack_wh /
+                                              maximum(power, 1.0) * 3600.0)
+                                     : 0,
+        };
+        for (int k = 0; k < 4; k++) {
+            longs[O_KPA + k] = to_int(tyres[i * 4 + k]);
+        }
+        char flags[NDASH_BOOLEANS] = {
+            [O_CHARGING] = (char)charging,
+            [O_CRUISE] = B(S_CRUISE),
+            [O_LANE_WARNING] = B(S_LANE_WARNING),
+            [O_OBSTACLE] = F(S_HARD_BRAKE_LEFT) > 0.0,
+            [O_DRIVING] = (char)driving,
+            [O_DRIVER_BELTED] = driving && B(S_DRIVER_BELTED),
+            [O_PASSENGER] = driving && B(S_PASSENGER),
+            [O_PASSENGER_BELTED] = driving && B(S_PASSENGER) && B(S_PASSENGER_BELTED),
+            [O_EYES_ON_ROAD] = !B(S_LANE_WARNING),
+            [O_MOVING] = F(S_SPEED) > 0.0,
+            [O_SERVICE_DUE] = to_service < 1000.0,
+            [O_ALWAYS] = 1,
+            [O_NEVER] = 0,
+        };
+        for (int r = 0; r < NDASH_DOUBLES; r++) {
+            d[r * n + j] = row[r];
+        }
+        for (int r = 0; r < NDASH_LONGS; r++) {
+            l[r * n + j] = longs[r];
+        }
+        for (int r = 0; r < NDASH_BOOLEANS; r++) {
+            b[r * n + j] = flags[r];
+        }
+    }
+#undef F
+#undef B
+    release(&held);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"dashboard", dashboard, METH_VARARGS, dashboard_doc},
     {"locate", locate, METH_VARARGS, locate_doc},
     {"render", render, METH_VARARGS, render_doc},
     {"uniforms", uniforms, METH_VARARGS, uniforms_doc},

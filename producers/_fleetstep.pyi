@@ -32,3 +32,12 @@ def render(
     longs: Any,
     booleans: Any,
 ) -> None: ...
+def dashboard(
+    state: dict[str, Any],
+    tyres: Any,
+    idx: Any,
+    constants: tuple[float, float],
+    doubles: Any,
+    longs: Any,
+    booleans: Any,
+) -> None: ...

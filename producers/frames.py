@@ -116,35 +116,79 @@ def driving(columns: Columns) -> list[Signal]:
 # how many cars were computed together.
 
 
+# What the slower groups report, computed together by `_fleetstep.dashboard` in its row
+# order: doubles, longs, booleans.
+DASHBOARD = (
+    (
+        "soc",
+        "soc_displayed",
+        "voltage",
+        "current",
+        "power",
+        "battery_c",
+        "speed_set",
+        "cabin_c",
+        "fatigue",
+        "odometer_km",
+        "ambient_c",
+        "to_service_km",
+        "soh",
+        "low_voltage",
+        "motor_c",
+    ),
+    ("range_m", "to_full_s", "kpa_0", "kpa_1", "kpa_2", "kpa_3"),
+    (
+        "charging",
+        "cruise",
+        "lane_warning",
+        "obstacle",
+        "driving",
+        "driver_belted",
+        "passenger",
+        "passenger_belted",
+        "eyes_on_road",
+        "moving",
+        "service_due",
+        "always",
+        "never",
+    ),
+)
+_DTYPES = (np.float64, np.int64, np.bool_)
+
+
 class CarColumns:
-    """The state of the cars `idx`, one array per `Car` field, gathered when first used."""
+    """The dashboard of the cars `idx`: one array per quantity of `DASHBOARD`.
+
+    All of them are computed in one C loop (`_fleetstep.dashboard`) when first asked for:
+    as NumPy they were ~100 small array operations a tick.
+    """
 
     def __init__(self, state: FleetState, idx: Array) -> None:
         self.state = state
         self.idx = idx
-        self._gathered: dict[str, Array] = {}
+        self._rows: dict[str, Array] | None = None
 
     def __getitem__(self, name: str) -> Array:
-        column = self._gathered.get(name)
-        if column is None:
-            column = self._gathered[name] = self.state.v[name][self.idx]
-        return column
-
-    def __len__(self) -> int:
-        return len(self.idx)
-
-    def full(self, value: Any) -> Array:
-        return np.full(len(self.idx), value)
+        if self._rows is None:
+            n = len(self.idx)
+            out: list[Array] = [
+                np.empty((len(names), n), dtype)
+                for names, dtype in zip(DASHBOARD, _DTYPES, strict=True)
+            ]
+            _fleetstep.dashboard(
+                self.state.v, self.state.tyres, self.idx, (PACK_WH, WH_PER_KM), *out
+            )
+            self._rows = {
+                name: row
+                for names, rows in zip(DASHBOARD, out, strict=True)
+                for name, row in zip(names, rows, strict=True)
+            }
+        return self._rows[name]
 
 
 def _some(present: Array) -> Array | None:
     """`present`, or None when every car reports (no mask to read per frame)."""
     return None if present.all() else present
-
-
-def _int(values: Array) -> Array:
-    """Rounded half to even, as Python's `round`, as int64."""
-    return np.rint(values).astype(np.int64)  # np.round's own path for 0 decimals, shorter
 
 
 def _choose(flags: Array, yes: str, no: str) -> list[str]:
@@ -158,34 +202,25 @@ def _choose(flags: Array, yes: str, no: str) -> list[str]:
 
 
 def location(c: CarColumns) -> list[Signal]:
-    values = np.empty((len(LOCATION), len(c)))
+    values = np.empty((len(LOCATION), len(c.idx)))
     _fleetstep.locate(c.state.v, c.idx, values)
     return [Signal(DOUBLES, key, v) for key, v in zip(LOCATION, values, strict=True)]
 
 
 def battery(c: CarColumns) -> list[Signal]:
-    soc, power = c["soc"], c["power_w"]
-    voltage = 330.0 + 0.8 * soc
-    charging = c["charging_kw"] > 0.0
-    to_full = _int((c["charge_to"] - soc) / 100.0 * PACK_WH / np.maximum(power, 1.0) * 3600.0)
+    charging = c["charging"]
     return [
-        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", soc),
-        Signal(
-            DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed", np.floor(soc)
-        ),
-        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentVoltage", voltage),
-        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentCurrent", power / voltage),
-        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentPower", power),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", c["soc"]),
         Signal(
             DOUBLES,
-            "Vehicle.Powertrain.TractionBattery.Temperature.Average",
-            c["ambient_c"] + 5.0 + np.abs(power) / 10_000.0,
+            "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed",
+            c["soc_displayed"],
         ),
-        Signal(
-            LONGS,
-            "Vehicle.Powertrain.TractionBattery.Range",
-            _int(soc / 100.0 * PACK_WH / WH_PER_KM * 1000),
-        ),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentVoltage", c["voltage"]),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentCurrent", c["current"]),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.CurrentPower", c["power"]),
+        Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.Temperature.Average", c["battery_c"]),
+        Signal(LONGS, "Vehicle.Powertrain.TractionBattery.Range", c["range_m"]),
         Signal(BOOLEANS, "Vehicle.Powertrain.TractionBattery.Charging.IsCharging", charging),
         Signal(
             BOOLEANS,
@@ -197,11 +232,7 @@ def battery(c: CarColumns) -> list[Signal]:
             "Vehicle.Powertrain.TractionBattery.Charging.State",
             _choose(charging, "CHARGING", "NOT_CONNECTED"),
         ),
-        Signal(
-            LONGS,
-            "Vehicle.Powertrain.TractionBattery.Charging.TimeToComplete",
-            np.where(charging, to_full, 0),
-        ),
+        Signal(LONGS, "Vehicle.Powertrain.TractionBattery.Charging.TimeToComplete", c["to_full_s"]),
     ]
 
 
@@ -210,29 +241,23 @@ def adas(c: CarColumns) -> list[Signal]:
     return [
         Signal(STRINGS, "Vehicle.ADAS.ActiveAutonomyLevel", _choose(cruise, "SAE_2", "SAE_0")),
         Signal(BOOLEANS, "Vehicle.ADAS.CruiseControl.IsActive", cruise),
-        Signal(DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", c["target"] * 3.6, _some(cruise)),
-        Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsEnabled", c.full(True)),
+        Signal(DOUBLES, "Vehicle.ADAS.CruiseControl.SpeedSet", c["speed_set"], _some(cruise)),
+        Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsEnabled", c["always"]),
         Signal(BOOLEANS, "Vehicle.ADAS.LaneDepartureDetection.IsWarning", c["lane_warning"]),
-        Signal(BOOLEANS, "Vehicle.ADAS.ObstacleDetection.IsWarning", c["hard_brake_left"] > 0.0),
+        Signal(BOOLEANS, "Vehicle.ADAS.ObstacleDetection.IsWarning", c["obstacle"]),
     ]
 
 
 def cabin(c: CarColumns) -> list[Signal]:
-    driving, passenger = c["driving"], c["passenger"]
+    driving = c["driving"]
     in_seat = _some(driving)
     return [
         Signal(DOUBLES, "Vehicle.Cabin.HVAC.AmbientAirTemperature", c["cabin_c"]),
         Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.DriverSide.IsOccupied", driving),
-        Signal(
-            BOOLEANS, "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted", driving & c["driver_belted"]
-        ),
-        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.PassengerSide.IsOccupied", driving & passenger),
-        Signal(
-            BOOLEANS,
-            "Vehicle.Cabin.Seat.Row1.PassengerSide.IsBelted",
-            driving & passenger & c["passenger_belted"],
-        ),
-        Signal(BOOLEANS, "Vehicle.Driver.IsEyesOnRoad", ~c["lane_warning"], in_seat),
+        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.DriverSide.IsBelted", c["driver_belted"]),
+        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.PassengerSide.IsOccupied", c["passenger"]),
+        Signal(BOOLEANS, "Vehicle.Cabin.Seat.Row1.PassengerSide.IsBelted", c["passenger_belted"]),
+        Signal(BOOLEANS, "Vehicle.Driver.IsEyesOnRoad", c["eyes_on_road"], in_seat),
         Signal(DOUBLES, "Vehicle.Driver.FatigueLevel", c["fatigue"], in_seat),
     ]
 
@@ -241,9 +266,9 @@ def vehicle_state(c: CarColumns) -> list[Signal]:
     return [
         Signal(DOUBLES, "Vehicle.TraveledDistance", c["odometer_km"]),
         Signal(DOUBLES, "Vehicle.Exterior.AirTemperature", c["ambient_c"]),
-        Signal(BOOLEANS, "Vehicle.IsMoving", c["speed"] > 0.0),
-        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", c.full(False)),
-        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", c.full(True)),
+        Signal(BOOLEANS, "Vehicle.IsMoving", c["moving"]),
+        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsOpen", c["never"]),
+        Signal(BOOLEANS, "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked", c["always"]),
         Signal(STRINGS, "Vehicle.LowVoltageSystemState", _choose(c["driving"], "ON", "LOCK")),
     ]
 
@@ -253,31 +278,20 @@ def diagnostics(c: CarColumns, when: Array | None = None) -> list[Signal]:
     cars = c.state.cars
     codes = [cars[i].trouble_codes for i in c.idx.tolist()]  # per-car lists
     count = np.fromiter(map(len, codes), dtype=np.int64, count=len(codes))
-    kpa = _int(c.state.tyres[c.idx])  # a column per tyre
-    to_service = 20_000.0 - c["odometer_km"] % 20_000.0
     with_codes = count > 0 if when is None else (count > 0) & when
-    axle = "Vehicle.Chassis.Axle.Row"
+    tyre = "Vehicle.Chassis.Axle.Row{}.Wheel.{}.Tire.Pressure"
+    wheels = ((1, "Left"), (1, "Right"), (2, "Left"), (2, "Right"))
     return [
-        Signal(LONGS, f"{axle}1.Wheel.Left.Tire.Pressure", kpa[:, 0], when),
-        Signal(LONGS, f"{axle}1.Wheel.Right.Tire.Pressure", kpa[:, 1], when),
-        Signal(LONGS, f"{axle}2.Wheel.Left.Tire.Pressure", kpa[:, 2], when),
-        Signal(LONGS, f"{axle}2.Wheel.Right.Tire.Pressure", kpa[:, 3], when),
+        *(
+            Signal(LONGS, tyre.format(*wheel), c[f"kpa_{k}"], when)
+            for k, wheel in enumerate(wheels)
+        ),
         Signal(LONGS, "Vehicle.Diagnostics.DTCCount", count, when),
-        Signal(
-            STRINGS,
-            "Vehicle.Diagnostics.DTCList",
-            list(map(",".join, codes)),
-            with_codes,
-        ),
-        Signal(DOUBLES, "Vehicle.Service.DistanceToService", to_service, when),
-        Signal(BOOLEANS, "Vehicle.Service.IsServiceDue", to_service < 1_000.0, when),
+        Signal(STRINGS, "Vehicle.Diagnostics.DTCList", list(map(",".join, codes)), with_codes),
+        Signal(DOUBLES, "Vehicle.Service.DistanceToService", c["to_service_km"], when),
+        Signal(BOOLEANS, "Vehicle.Service.IsServiceDue", c["service_due"], when),
         Signal(DOUBLES, "Vehicle.Powertrain.TractionBattery.StateOfHealth", c["soh"], when),
-        Signal(
-            DOUBLES,
-            "Vehicle.LowVoltageBattery.CurrentVoltage",
-            np.where(c["driving"], 14.2, 12.6),
-            when,
-        ),
+        Signal(DOUBLES, "Vehicle.LowVoltageBattery.CurrentVoltage", c["low_voltage"], when),
         Signal(DOUBLES, "Vehicle.Powertrain.ElectricMotor.Temperature", c["motor_c"], when),
     ]
 

@@ -214,3 +214,50 @@ def test_the_driving_group_reads_pedals_and_torque_from_the_step() -> None:
         _fleetstep.locate(state.v, np.arange(4), np.empty((5, 3)))
     with pytest.raises(IndexError):
         frames.driving_columns(state, np.array([4]), np.zeros(1))
+
+
+def test_the_dashboard_reports_what_the_slower_groups_need() -> None:
+    state = _state(3)
+    v = state.v
+    # Car 0 parked and charging, car 1 driving with a passenger, car 2 parked, not charging.
+    v["driving"][:] = [False, True, False]
+    v["speed"][:] = [0.0, 20.0, 0.0]
+    v["soc"][:] = [50.0, 61.7, 80.0]
+    v["power_w"][:] = [11_000.0, -20_000.0, -90.0]
+    v["charging_kw"][:] = [11.0, 0.0, 0.0]
+    v["charge_to"][:] = [90.0, 0.0, 0.0]
+    v["passenger"][:] = [True, True, True]  # only a driving car's seats report
+    v["passenger_belted"][:] = [True, False, True]
+    v["lane_warning"][:] = [False, True, False]
+    v["odometer_km"][:] = [19_500.0, 41_000.0, 5.0]
+    state.tyres[:, 0] = [230.5, 231.5, 229.4]  # rounded half to even
+    c = frames.CarColumns(state, np.arange(3))
+    assert c["voltage"].tolist() == pytest.approx([370.0, 379.36, 394.0])
+    assert c["current"].tolist() == pytest.approx([11_000 / 370.0, -20_000 / 379.36, -90 / 394.0])
+    assert c["soc_displayed"].tolist() == [50.0, 61.0, 80.0]
+    assert c["range_m"].tolist() == [round(soc / 100 * 75_000 / 160 * 1000) for soc in v["soc"]]
+    # Charging: 40 % of a 75 kWh pack at 11 kW; not charging: nothing to complete.
+    assert c["to_full_s"].tolist() == [round(0.4 * 75_000 / 11_000 * 3600), 0, 0]
+    assert c["charging"].tolist() == [True, False, False]
+    assert c["passenger"].tolist() == [False, True, False]
+    assert c["passenger_belted"].tolist() == [False, False, False]
+    assert c["eyes_on_road"].tolist() == [True, False, True]
+    assert c["to_service_km"].tolist() == pytest.approx([500.0, 19_000.0, 19_995.0])
+    assert c["service_due"].tolist() == [True, False, False]
+    assert c["low_voltage"].tolist() == [12.6, 14.2, 12.6]
+    assert c["kpa_0"].tolist() == [230, 232, 229]
+    assert c["moving"].tolist() == [False, True, False]
+    assert c["always"].all() and not c["never"].any()
+    with pytest.raises(ValueError, match="tyres"):
+        _fleetstep.dashboard(
+            v, state.tyres[:, :3].copy(), np.arange(3), (1.0, 1.0), *_dashboard_rows(3)
+        )
+    with pytest.raises(ValueError, match="doubles"):
+        _fleetstep.dashboard(v, state.tyres, np.arange(2), (1.0, 1.0), *_dashboard_rows(3))
+
+
+def _dashboard_rows(n: int) -> list[Any]:
+    return [
+        np.empty((len(names), n), dtype)
+        for names, dtype in zip(frames.DASHBOARD, (float, np.int64, bool), strict=True)
+    ]

@@ -3,7 +3,9 @@
 Every group is computed for many cars at once from the state arrays: a group function
 takes the cars' state (`CarColumns`) and returns one column per signal (a
 `producers.signals.Signal`), with a mask where a signal is reported by some cars only
-(cruise speed while cruising, diagnostics every ten seconds).
+(cruise speed while cruising, diagnostics every ten seconds). The numbers come from C
+loops over the arrays (`producers/_fleetstep.c`: `render`, `locate`, `dashboard`); this
+module names them, picks the masks and builds the string columns.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ static Py_ssize_t fleet_size(PyObject *state) {
     return cars;
 }
 
-/* Resolves the arguments both calls share: state (a dict of arrays), idx, noise, dt,
+/* Resolves the arguments `begin` and `step` share: state (a dict of arrays), idx, noise, dt,
  * physics and draws; -1 on error (with `t` released). */
 static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, PyObject *dt,
                      PyObject *physics, PyObject *draws) {
@@ -205,8 +205,8 @@ static int open_tick(Tick *t, PyObject *state, PyObject *idx, PyObject *noise, P
         return -1;
     }
     for (int j = 0; j < NFIELDS; j++) {
-        void *p = open_array(&t->held, PyDict_GetItemString(state, FIELDS[j]), KIND[j], t->cars, ONE_D, 1,
-                             FIELDS[j]);
+        PyObject *field = PyDict_GetItemString(state, FIELDS[j]);
+        void *p = open_array(&t->held, field, KIND[j], t->cars, ONE_D, 1, FIELDS[j]);
         if (p == NULL) {
             goto fail;
         }
@@ -259,7 +259,7 @@ static inline double py_remainder(double a, double b) {
 static inline double radians(double deg) { return deg * (M_PI / 180.0); }
 static inline double degrees(double rad) { return rad * (180.0 / M_PI); }
 
-/* A list of ints, the cars `which` picks; NULL on error. */
+/* `list` with `car` appended; on error NULL, and the list is dropped. */
 static PyObject *append(PyObject *list, int64_t car) {
     PyObject *value = PyLong_FromLongLong(car);
     if (value == NULL || PyList_Append(list, value) < 0) {
@@ -480,13 +480,10 @@ static PyObject *uniforms(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The fields `render` and `locate` read, by name, into `out` (NULL on error). */
+/* The float64 fields `render` and `locate` read, by name, into `out`; -1 on error.
+ * `state` is a dict (`fleet_size` checked it). */
 static int open_fields(Held *held, PyObject *state, const char *const *names, int count,
                        Py_ssize_t cars, const double **out) {
-    if (!PyDict_Check(state)) {
-        PyErr_SetString(PyExc_TypeError, "state must be a dict of arrays");
-        return -1;
-    }
     for (int j = 0; j < count; j++) {
         out[j] = open_array(held, PyDict_GetItemString(state, names[j]), F64, cars, ONE_D, 0,
                             names[j]);

@@ -113,13 +113,9 @@ def driving(columns: Columns) -> list[Signal]:
 
 
 # --- the slower groups, for many cars at once --------------------------------------------
-# Each mirrors a car's dashboard: the same arithmetic on float64 arrays as on Python
-# floats (IEEE operations, half-even rounding in both), so a value does not depend on
-# how many cars were computed together.
-
-
-# What the slower groups report, computed together by `_fleetstep.dashboard` in its row
-# order: doubles, longs, booleans.
+# What they report, computed together by `_fleetstep.dashboard` (IEEE doubles, half-even
+# rounding, car by car, so a value does not depend on how many cars were computed
+# together), in its row order: doubles, longs, booleans.
 DASHBOARD = (
     (
         "soc",

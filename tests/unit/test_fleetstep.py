@@ -1,4 +1,5 @@
-"""The fleet's driving step (`producers/_fleetstep.c`) on hand-set cars and noise."""
+"""What a tick computes in C (`producers/_fleetstep.c`) — the step and its rare events, the
+noise, the frame columns — on hand-set cars and noise."""
 
 from __future__ import annotations
 

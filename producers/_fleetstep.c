@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_buffers.h"
+
 /* The state's fields the step reads or writes, in the order `FIELDS` names them. */
 enum {
     SPEED, ACCEL, CURVATURE, TARGET, SEGMENT_LEFT, TRIP_LEFT, HIGHWAY, HARD_BRAKE_LEFT,
@@ -38,7 +40,6 @@ static const char *FIELDS[NFIELDS] = {
     "altitude", "odometer_km", "power_w", "soc", "motor_c", "cruise", "lane_warning",
     "fatigue", "cabin_c", "leaking_tyre",
 };
-enum { F64, BOOL, I64, U64 };
 static const char KIND[NFIELDS] = {
     [HIGHWAY] = BOOL, [CRUISE] = BOOL, [LANE_WARNING] = BOOL, [LEAKING_TYRE] = I64,
 };
@@ -100,29 +101,7 @@ static void *open_array(Held *held, PyObject *obj, int kind, Py_ssize_t rows, Py
         return NULL;
     }
     held->n++;
-    const char *f = view->format ? view->format : "B";
-    if (*f == '=' || *f == '@' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
-        f++;
-    }
-    int ok;
-    switch (kind) {
-    case F64:
-        ok = strcmp(f, "d") == 0 && view->itemsize == 8;
-        break;
-    case I64:
-        ok = (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) && view->itemsize == 8;
-        break;
-    case U64:
-        ok = (strcmp(f, "Q") == 0 || strcmp(f, "L") == 0) && view->itemsize == 8;
-        break;
-    default:
-        ok = strcmp(f, "?") == 0 && view->itemsize == 1;
-        break;
-    }
-    if (!ok) {
-        static const char *wanted[] = {"float64", "bool", "int64", "uint64"};
-        PyErr_Format(PyExc_TypeError, "'%s' must be %s, got format '%s'", what, wanted[kind],
-                     view->format ? view->format : "B");
+    if (check_kind(view, kind, what) < 0) {
         return NULL;
     }
     int shaped = width == ONE_D ? view->ndim == 1 && view->shape[0] == rows

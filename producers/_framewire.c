@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_buffers.h"
+
 enum { DOUBLES, LONGS, BOOLEANS, STRINGS, MAPS };
 
 static PyObject *KEY, *VALUE; /* the produce_batch message dict's keys, interned */
@@ -94,27 +96,8 @@ static int open_column(Column *c, PyObject *obj, int map, Py_ssize_t rows) {
         return -1;
     }
     c->held = 1;
-    const char *f = c->view.format ? c->view.format : "B";
-    /* Values are read in the machine's byte order: only a native one will do. */
-    if (*f == '=' || *f == '@' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
-        f++;
-    }
-    int ok;
-    switch (map) {
-    case DOUBLES:
-        ok = strcmp(f, "d") == 0 && c->view.itemsize == 8;
-        break;
-    case LONGS:
-        ok = (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) && c->view.itemsize == 8;
-        break;
-    default:
-        ok = strcmp(f, "?") == 0 && c->view.itemsize == 1;
-        break;
-    }
-    if (!ok) {
-        static const char *wanted[] = {"float64", "int64", "bool"};
-        PyErr_Format(PyExc_TypeError, "a %s column was expected, got format '%s'", wanted[map],
-                     c->view.format ? c->view.format : "B");
+    static const int kinds[] = {[DOUBLES] = F64, [LONGS] = I64, [BOOLEANS] = BOOL};
+    if (check_kind(&c->view, kinds[map], "a column") < 0) {
         return -1;
     }
     if (c->view.ndim != 1 || c->view.shape[0] != rows) {

@@ -154,6 +154,13 @@ DASHBOARD = (
 _DTYPES = (np.float64, np.int64, np.bool_)
 
 
+def dashboard_rows(n: int) -> list[Array]:
+    """Empty rows of `DASHBOARD` for `n` cars, the arrays `_fleetstep.dashboard` fills."""
+    return [
+        np.empty((len(names), n), dtype) for names, dtype in zip(DASHBOARD, _DTYPES, strict=True)
+    ]
+
+
 class CarColumns:
     """The dashboard of the cars `idx`: one array per quantity of `DASHBOARD`.
 
@@ -168,11 +175,7 @@ class CarColumns:
 
     def __getitem__(self, name: str) -> Array:
         if self._rows is None:
-            n = len(self.idx)
-            out: list[Array] = [
-                np.empty((len(names), n), dtype)
-                for names, dtype in zip(DASHBOARD, _DTYPES, strict=True)
-            ]
+            out = dashboard_rows(len(self.idx))
             _fleetstep.dashboard(
                 self.state.v, self.state.tyres, self.idx, (PACK_WH, WH_PER_KM), *out
             )

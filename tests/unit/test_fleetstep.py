@@ -251,14 +251,7 @@ def test_the_dashboard_reports_what_the_slower_groups_need() -> None:
     assert c["always"].all() and not c["never"].any()
     with pytest.raises(ValueError, match="tyres"):
         _fleetstep.dashboard(
-            v, state.tyres[:, :3].copy(), np.arange(3), (1.0, 1.0), *_dashboard_rows(3)
+            v, state.tyres[:, :3].copy(), np.arange(3), (1.0, 1.0), *frames.dashboard_rows(3)
         )
     with pytest.raises(ValueError, match="doubles"):
-        _fleetstep.dashboard(v, state.tyres, np.arange(2), (1.0, 1.0), *_dashboard_rows(3))
-
-
-def _dashboard_rows(n: int) -> list[Any]:
-    return [
-        np.empty((len(names), n), dtype)
-        for names, dtype in zip(frames.DASHBOARD, (float, np.int64, bool), strict=True)
-    ]
+        _fleetstep.dashboard(v, state.tyres, np.arange(2), (1.0, 1.0), *frames.dashboard_rows(3))

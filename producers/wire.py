@@ -71,7 +71,7 @@ class FrameWriter:
             self._names,
             self._kafka_keys,
             start,
-            len(cars) if stop is None else stop,
+            stop,
         )
 
 

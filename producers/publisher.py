@@ -110,12 +110,7 @@ class Publisher:
             self._producer.produce(topic, value, key, on_delivery=callback)
         except BufferError:
             self._produce_when_room(topic, key, value, callback)
-        self.stats.sent += 1
-        self.stats.bytes_sent += len(value)
-        self._unpolled += 1
-        if self._unpolled >= _POLL_EVERY:
-            self._unpolled = 0
-            self._producer.poll(0)
+        self._sent(1, len(value))
 
     def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
         """`send` for a batch: the same accounting, in one `produce_batch` call.
@@ -127,9 +122,13 @@ class Publisher:
         """
         if self._producer.produce_batch(topic, messages, on_delivery=self._count) < len(messages):
             self._requeue(topic, messages)
-        self.stats.sent += len(messages)
-        self.stats.bytes_sent += sum(map(len, map(_value, messages)))
-        self._unpolled += len(messages)
+        self._sent(len(messages), sum(map(len, map(_value, messages))))
+
+    def _sent(self, count: int, size: int) -> None:
+        """Count `count` messages of `size` bytes handed over; serve reports now and then."""
+        self.stats.sent += count
+        self.stats.bytes_sent += size
+        self._unpolled += count
         if self._unpolled >= _POLL_EVERY:
             self._unpolled = 0
             self._producer.poll(0)

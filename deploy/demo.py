@@ -105,7 +105,7 @@ class Demo:
                 **{k.removeprefix("VDP_").lower(): v for k, v in env.items()},
             }
         )
-        from processors.launch import apply_migrations
+        from processors.runtime.launch import apply_migrations
         from vdp.topics import ensure_topics
 
         # The demo says in one line what the migrator logs per file.

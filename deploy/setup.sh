@@ -10,9 +10,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "setup: Python >= 3.11 is needed (found $("$PYTHON" --version))" >&2; exit 1; }
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
-  || { echo "setup: a C compiler (cc or gcc) is needed to build producers/_fleetstep.c and _framewire.c" >&2; exit 1; }
+  || { echo "setup: a C compiler (cc or gcc) is needed to build producers/sim/_fleetstep.c and _framewire.c" >&2; exit 1; }
 "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-  || { echo "setup: the Python headers (Python.h) are needed to build producers/_fleetstep.c and _framewire.c" >&2; exit 1; }
+  || { echo "setup: the Python headers (Python.h) are needed to build producers/sim/_fleetstep.c and _framewire.c" >&2; exit 1; }
 command -v java >/dev/null 2>&1 || { echo "setup: a JDK (17+) is needed for the Kafka broker" >&2; exit 1; }
 command -v mvn >/dev/null 2>&1 || { echo "setup: Maven is needed to resolve the Kafka jars" >&2; exit 1; }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from processors.migrate import migrate
+from schemas.migrate import migrate
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.launch import apply_migrations, run_workers
+    from processors.runtime.launch import apply_migrations, run_workers
 
     if args.workers < 1:
         print("vdp process: --workers must be at least 1")
@@ -134,7 +134,7 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
 def bench_process(args: argparse.Namespace, settings: Settings) -> int:
     import sys
 
-    from processors.bench import run_benchmark
+    from benchmarks.process import run_benchmark
 
     run_benchmark(
         settings,

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producers.dryrun import FileSink
-from producers.faults import FAULT_KINDS, FaultInjector
-from producers.fleet import SHANGHAI, FleetConfig
-from producers.manifest import ManifestBuilder
-from producers.progress import Progress
-from producers.publisher import Publisher, Sink
-from producers.run import Topics, publish_run
-from producers.shards import Shard, run_sharded
-from producers.simulator import Simulator
+from producers.publish.dryrun import FileSink
+from producers.publish.faults import FAULT_KINDS, FaultInjector
+from producers.publish.manifest import ManifestBuilder
+from producers.publish.progress import Progress
+from producers.publish.publisher import Publisher, Sink
+from producers.publish.run import Topics, publish_run
+from producers.publish.shards import Shard, run_sharded
+from producers.sim.fleet import SHANGHAI, FleetConfig
+from producers.sim.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 from vdp.errors import ConfigurationError
@@ -190,7 +190,7 @@ def _simulate_sharded(args: argparse.Namespace, settings: Settings, config: Flee
 
 
 def bench_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from producers.bench import run_benchmark
+    from benchmarks.produce import run_benchmark
 
     report = run_benchmark(
         settings.kafka_bootstrap,

@@ -92,11 +92,11 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.query import run
+    from benchmarks.query_data import PER_CAR, seed
     from deploy.process import free_port
-    from processors.migrate import migrate
-    from query.bench import run
-    from query.benchdata import PER_CAR, seed
     from query.repository import Repository
+    from schemas.migrate import migrate
     from vdp.clickhouse import clickhouse_client
 
     database = settings.clickhouse_database

@@ -1,6 +1,6 @@
 -- samples: one row per signal value a car reported, tagged with its owner at event time.
 --
--- Applied by `vdp migrate` (processors/migrate.py). Placeholders: {database} and
+-- Applied by `vdp migrate` (schemas/migrate.py). Placeholders: {database} and
 -- {retention_<category>_days}, filled by the migrator; a `;` that ends a line ends a
 -- statement. Never edit this file once applied anywhere: add a new numbered file.
 --

@@ -14,7 +14,7 @@ import httpx
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 
-from producers.signals import frame_record
+from producers.sim.signals import frame_record
 from schemas.codec import telemetry_codec
 from tests.e2e.harness import owner_headers, query_server
 from tests.integration.test_pipeline_harness import Setup, healthz, wait_until, worker

@@ -1,4 +1,4 @@
-"""The whole path with real processes: simulator → Kafka → `processors.worker` → ClickHouse →
+"""The whole path with real processes: simulator → Kafka → the worker → ClickHouse →
 `vdp serve` over HTTP. Each owner's answers match the simulator's manifest (per car and
 category: sample counts and checksums), the DLQ matches the injected bad records; and the
 query service restarted under load never serves wrong data or a 5xx."""

@@ -3,7 +3,7 @@
 It forwards every record of one topic to another and counts records per key in a Table,
 so starting it exercises what breaks Faust on new brokers: the assignor leader topic, the
 table's changelog topic (both created by Faust itself over aiokafka) and recovery. It is
-the processors' `App` (plain `faust.App` with two consumer fixes, processors/faustapp.py):
+the processors' `App` (plain `faust.App` with two consumer fixes, processors/runtime/faustapp.py):
 a restart with a table to restore is where plain Faust drops records (see there).
 Settings come from the environment because `app.main()` owns the command line.
 """
@@ -14,7 +14,7 @@ import os
 
 import faust
 
-from processors.faustapp import App
+from processors.runtime.faustapp import App
 
 app = App(
     os.environ["SMOKE_APP_ID"],

@@ -279,7 +279,7 @@ def test_faust_worker_forwards_records_and_recovers_its_table(
 
     # Restart with records waiting: the second worker restores the table, and its fetcher
     # runs while recovery completes, where plain Faust dropped queued records (in 5 of 8
-    # runs of this test, processors/faustapp.py). Every waiting record must come out, and
+    # runs of this test, processors/runtime/faustapp.py). Every waiting record must come out, and
     # the last one, for the first key, with a count that continues from the recovered
     # table. Records the first worker had not committed are processed again (Faust is
     # at-least-once), so count what this worker forwarded for the key.

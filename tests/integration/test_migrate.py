@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from processors.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
+from schemas.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
 from tests.conftest import ClickHouseEndpoint
 
 VIN = "WVWZZZ1JZXW000001"

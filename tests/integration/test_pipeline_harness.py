@@ -22,15 +22,15 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, TopicPartition
 
-from processors.migrate import migrate
-from producers.faults import FaultInjector
-from producers.fleet import FleetConfig
-from producers.manifest import ManifestBuilder, sample_checksum
-from producers.publisher import Publisher
-from producers.run import Topics, publish_run
-from producers.simulator import Simulator
+from producers.publish.faults import FaultInjector
+from producers.publish.manifest import ManifestBuilder, sample_checksum
+from producers.publish.publisher import Publisher
+from producers.publish.run import Topics, publish_run
+from producers.sim.fleet import FleetConfig
+from producers.sim.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import dead_letter_codec, telemetry_codec
+from schemas.migrate import migrate
 from tests.conftest import REPO, ClickHouseEndpoint
 
 MASK = (1 << 64) - 1
@@ -127,13 +127,13 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def worker(setup: Setup, log_path: Path, **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real worker process (`python -m processors.worker`), stopped (or killed) at exit."""
+    """A real worker (`python -m processors.runtime.worker`), stopped (or killed) at exit."""
     from deploy.process import free_port
 
     port = free_port()
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "processors.worker", "--web-port", str(port)],
+            [sys.executable, "-m", "processors.runtime.worker", "--web-port", str(port)],
             cwd=REPO,
             env=setup.env(**extra_env),
             stdout=log,

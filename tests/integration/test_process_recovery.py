@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse import EmbeddedClickHouse
 from deploy.process import free_port
-from producers.faults import FAULT_KINDS
+from producers.publish.faults import FAULT_KINDS
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
     Setup,
@@ -31,7 +31,7 @@ from tests.integration.test_pipeline_harness import (
 
 # Duplicates are left out here: a duplicate whose original was committed before a restart
 # is stored (and collapses into the original) rather than dead-lettered; see
-# processors/dedupe.py. Everything else must come out exact.
+# processors/batch/dedupe.py. Everything else must come out exact.
 KINDS = tuple(k for k in FAULT_KINDS if k != "duplicate")
 
 

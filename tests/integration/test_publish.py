@@ -9,12 +9,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from producers.faults import FaultInjector
-from producers.fleet import FleetConfig
-from producers.manifest import ManifestBuilder, frame_samples, sample_checksum
-from producers.publisher import Publisher
-from producers.run import Topics, publish_run
-from producers.simulator import Simulator
+from producers.publish.faults import FaultInjector
+from producers.publish.manifest import ManifestBuilder, frame_samples, sample_checksum
+from producers.publish.publisher import Publisher
+from producers.publish.run import Topics, publish_run
+from producers.sim.fleet import FleetConfig
+from producers.sim.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import ownership_codec, telemetry_codec
 from tests.unit.test_faults import Message, manifest_expectations, reference_pipeline

@@ -18,10 +18,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from processors.migrate import migrate
 from query.app import create_app
 from query.auth import mint_token
 from schemas.catalog import CATEGORIES
+from schemas.migrate import migrate
 from tests.conftest import ClickHouseEndpoint
 from vdp.settings import Settings
 

@@ -1,4 +1,4 @@
-"""The processor benchmark's CPU accounting (`processors.bench.cpu_seconds`, `Figures`)."""
+"""The processor benchmark's CPU accounting (`benchmarks.process.cpu_seconds`, `Figures`)."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from processors.bench import Figures, cpu_seconds
+from benchmarks.process import Figures, cpu_seconds
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

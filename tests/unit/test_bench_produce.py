@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.bench import Phase, Report
+from benchmarks.produce import Phase, Report
 
 
 def test_a_phase_reports_cpu_per_frame_only_where_it_was_measured() -> None:

@@ -1,7 +1,7 @@
 """A dead letter of a record near the broker's size limit still fits on the DLQ topic."""
 
-from processors.deadletter import MAX_ENVELOPE_BYTES, encode_envelopes
-from processors.records import RawRecord, Rejection
+from processors.batch.deadletter import MAX_ENVELOPE_BYTES, encode_envelopes
+from processors.batch.records import RawRecord, Rejection
 from schemas.codec import dead_letter_codec
 from schemas.errors import ReasonCode
 

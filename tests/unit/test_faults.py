@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from producers.dryrun import read_messages
-from producers.faults import EXPECTED_REASON, FAULT_KINDS, SAMPLE_KINDS, FaultInjector
-from producers.fleet import FleetConfig, OwnershipPeriod, owner_at
-from producers.manifest import NO_OWNER, ManifestBuilder, frame_samples, sample_checksum
-from producers.run import Topics, publish_run
-from producers.simulator import Simulator
+from producers.publish.dryrun import read_messages
+from producers.publish.faults import EXPECTED_REASON, FAULT_KINDS, SAMPLE_KINDS, FaultInjector
+from producers.publish.manifest import NO_OWNER, ManifestBuilder, frame_samples, sample_checksum
+from producers.publish.run import Topics, publish_run
+from producers.sim.fleet import FleetConfig, OwnershipPeriod, owner_at
+from producers.sim.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import ownership_codec, telemetry_codec
 from schemas.errors import DecodeError, ReasonCode
@@ -161,7 +161,7 @@ def _dry_run(tmp_path: Path, bad_rate: float) -> tuple[dict[str, Any], list[Mess
     sim = Simulator(config)
     catalog = load_catalog()
     manifest = ManifestBuilder(catalog, sim.timelines, {"seed": 21}, frames=True)
-    from producers.dryrun import FileSink
+    from producers.publish.dryrun import FileSink
 
     sink = FileSink(tmp_path / "run.bin")
     injector = FaultInjector(telemetry_codec(), catalog, bad_rate, seed=21)

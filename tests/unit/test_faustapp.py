@@ -1,4 +1,4 @@
-"""Our Faust app's two fixes (processors/faustapp.py): the eager message hand-off behaves
+"""Our Faust app's two fixes (processors/runtime/faustapp.py): the eager message hand-off behaves
 like mode's `wait_first`, and flow control keeps queued events unless the flow was suspended.
 
 The consumer under test is a plain mode Service with Faust's `suspend_flow` event, which is
@@ -16,7 +16,7 @@ from mode import Service
 from mode.utils.locks import Event
 from mode.utils.queues import FlowControlQueue
 
-from processors.faustapp import App, FlowControl, eager_consumer, resume
+from processors.runtime.faustapp import App, FlowControl, eager_consumer, resume
 
 
 class _FlowService(Service):

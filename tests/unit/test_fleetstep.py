@@ -1,4 +1,4 @@
-"""What a tick computes in C (`producers/_fleetstep.c`) — the step and its rare events, the
+"""What a tick computes in C (`producers/sim/_fleetstep.c`) — the step and its rare events, the
 noise, the frame columns — on hand-set cars and noise."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from producers import _fleetstep, frames
-from producers.fleet import FleetConfig, make_car
-from producers.fleetstep import DRAWS, PHYSICS, FleetState
-from producers.noise import Draw, car_keys, uniforms
-from producers.physics import (
+from producers.sim import _fleetstep, frames
+from producers.sim.fleet import FleetConfig, make_car
+from producers.sim.fleetstep import DRAWS, PHYSICS, FleetState
+from producers.sim.noise import Draw, car_keys, uniforms
+from producers.sim.physics import (
     DRAG_N_PER_V2,
     HALF_WIDTH,
     HARD_BRAKE,

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.cli import register
-from processors.migrate import (
+from schemas.migrate import (
     DEFAULT_RETENTION_DAYS,
     Applied,
     Migration,

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.ownership import FAR_FUTURE_MS, NO_OWNER, OwnershipBook
-from producers.fleet import OwnershipPeriod, owner_at, ownership_records
+from processors.batch.ownership import FAR_FUTURE_MS, NO_OWNER, OwnershipBook
+from producers.sim.fleet import OwnershipPeriod, owner_at, ownership_records
 
 VIN = "LRWABCDE0N1234567"
 TIMELINE = [

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from producers.dryrun import FileSink
-from producers.faults import FaultInjector
-from producers.fleet import DAY_MS, FleetConfig, owner_at
-from producers.manifest import ManifestBuilder
-from producers.noise import car_keys, uniforms
-from producers.physics import (
+from producers.publish.dryrun import FileSink
+from producers.publish.faults import FaultInjector
+from producers.publish.manifest import ManifestBuilder
+from producers.publish.run import Topics, publish_run
+from producers.sim.fleet import DAY_MS, FleetConfig, owner_at
+from producers.sim.noise import car_keys, uniforms
+from producers.sim.physics import (
     COAST_BAND,
     HARD_BRAKE,
     MAX_ACCEL,
     MAX_LATERAL,
 )
-from producers.run import Topics, publish_run
-from producers.signals import MAP_FIELDS
-from producers.simulator import Emission, FrameBatch, Simulator
+from producers.sim.signals import MAP_FIELDS
+from producers.sim.simulator import Emission, FrameBatch, Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 from schemas.vin import is_valid_vin

@@ -8,8 +8,8 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.records import RawRecord
-from processors.sink import Backoff, batch_token, retrying
+from processors.batch.records import RawRecord
+from processors.writers.sink import Backoff, batch_token, retrying
 
 
 def rec(partition: int, offset: int, topic: str = "raw") -> RawRecord:

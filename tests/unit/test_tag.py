@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.deadletter import DEAD_LETTER_COLUMNS, dead_letter_columns, encode_envelopes
-from processors.ownership import OwnershipBook
-from processors.quality import JUMP
-from processors.records import RawRecord, Rejection, ValidFrame
-from processors.tag import SAMPLE_COLUMNS, Tagger
-from producers.fleet import OwnershipPeriod, ownership_records
+from processors.batch.deadletter import DEAD_LETTER_COLUMNS, dead_letter_columns, encode_envelopes
+from processors.batch.ownership import OwnershipBook
+from processors.batch.quality import JUMP
+from processors.batch.records import RawRecord, Rejection, ValidFrame
+from processors.batch.tag import SAMPLE_COLUMNS, Tagger
+from producers.sim.fleet import OwnershipPeriod, ownership_records
 from schemas.catalog import load_catalog
 from schemas.codec import dead_letter_codec
 from schemas.errors import ReasonCode

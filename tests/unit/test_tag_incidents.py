@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.incidents import INCIDENT_COLUMNS, IncidentDetector
-from processors.ownership import OwnershipBook
-from processors.records import RawRecord, ValidFrame
-from producers.fleet import OwnershipPeriod, ownership_records
+from processors.batch.incidents import INCIDENT_COLUMNS, IncidentDetector
+from processors.batch.ownership import OwnershipBook
+from processors.batch.records import RawRecord, ValidFrame
+from producers.sim.fleet import OwnershipPeriod, ownership_records
 from schemas.catalog import load_catalog
 
 VIN = "LRWABCDE0N1234567"

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.dedupe import DuplicateTracker
-from processors.records import RawRecord
-from processors.validate import Limits, Validator
-from producers.faults import EXPECTED_REASON, FaultInjector
-from producers.fleet import FleetConfig
-from producers.simulator import Simulator
+from processors.batch.dedupe import DuplicateTracker
+from processors.batch.records import RawRecord
+from processors.batch.validate import Limits, Validator
+from producers.publish.faults import EXPECTED_REASON, FaultInjector
+from producers.sim.fleet import FleetConfig
+from producers.sim.simulator import Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 from schemas.errors import ReasonCode

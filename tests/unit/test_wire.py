@@ -1,4 +1,4 @@
-"""Bulk frame encoding (`producers.wire`): the same bytes as the codec, for any values."""
+"""Bulk frame encoding (`producers.publish.wire`): the same bytes as the codec, for any values."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
-from producers.signals import BOOLEANS, DOUBLES, LONGS, MAP_FIELDS, STRINGS, Signal, frame_maps
-from producers.wire import FrameWriter
+from producers.publish.wire import FrameWriter
+from producers.sim.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
+from producers.sim.signals import BOOLEANS, DOUBLES, LONGS, MAP_FIELDS, STRINGS, Signal, frame_maps
 from schemas.codec import AvroCodec, load_versions, telemetry_codec, write_long
 
 _KEYS = (

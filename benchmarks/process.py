@@ -1,0 +1,288 @@
+"""`vdp bench-process`: the processor's throughput and ingest-to-queryable latency, beside a
+bare consume + decode + insert loop (`benchmarks.process_baseline`) measured in the same run.
+
+For each subject (baseline, then processor), on topics and a database of its own:
+1. start it on the empty topic and wait until it holds its partitions (and, for the
+   processor, has read the ownership topic);
+2. burst: publish a fixed set of pre-encoded simulator frames at once; throughput is
+   samples / (time from the first send until ClickHouse counts every sample);
+3. paced: publish a second, distinct set at a steady rate; latency per frame is the time its
+   rows were inserted (`ingest_time`, queryable at once: synchronous inserts) minus its
+   Kafka timestamp.
+
+Beside the rates, the CPU time the subject's processes spent on the burst (from
+`/proc/<pid>/stat`): on a shared machine the wall-clock rates move with what the
+neighbours do, the CPU cost per frame much less.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from processors.runtime.launch import apply_migrations, worker_command
+from producers.sim.fleet import FleetConfig
+from producers.sim.simulator import Simulator
+from schemas.codec import ownership_codec, telemetry_codec
+from vdp.clickhouse import clickhouse_client
+from vdp.settings import Settings
+
+Message = tuple[bytes, bytes]
+
+
+@dataclass
+class Figures:
+    name: str
+    workers: int
+    samples: int
+    seconds: float
+    latencies_ms: list[float]
+    frames: int
+    cpu_seconds: float | None  # the subject's processes, during the burst
+
+    @property
+    def cpu_us_per_frame(self) -> float | None:
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.frames * 1e6
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms) or [0.0]
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return (
+            f"{self.name:<10} {self.workers} worker(s) {self.samples:>10,} samples in "
+            f"{self.seconds:6.2f} s = {self.rate:>10,.0f} samples/s "
+            f"({self.rate / self.workers:>9,.0f} per worker); latency p50 {p50:6.0f} ms "
+            f"p99 {p99:6.0f} ms; CPU {_us(self.cpu_us_per_frame)} µs/frame"
+        )
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of live processes so far (Linux `/proc`), None elsewhere."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    except OSError:
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def fleet_messages(
+    cars: int, hz: int, seconds: float, seed: int
+) -> tuple[list[Message], list[Message], int]:
+    """(ownership events, frames, samples) of a simulated fleet, pre-encoded."""
+    start = int(time.time() * 1000) - int(seconds * 1000)
+    config = FleetConfig(cars=cars, hz=hz, duration_s=seconds, seed=seed, start_ms=start)
+    frames_codec, owners_codec = telemetry_codec(), ownership_codec()
+    owners: list[Message] = []
+    frames: list[Message] = []
+    samples = 0
+    for e in Simulator(config).run():
+        key = e.vin.encode()
+        if e.kind == "ownership":
+            owners.append((key, owners_codec.encode(e.record)))
+            continue
+        r = e.record
+        samples += len(r["doubles"]) + len(r["longs"]) + len(r["booleans"]) + len(r["strings"])
+        frames.append((key, frames_codec.encode(r)))
+    return owners, frames, samples
+
+
+def publish(
+    bootstrap: str, topic: str, messages: list[Message], rate: float | None = None
+) -> dict[tuple[int, int], int]:
+    """Send `messages` (paced at `rate`/s if given); Kafka timestamp per (partition, offset)."""
+    stamps: dict[tuple[int, int], int] = {}
+
+    def done(err: Any, msg: Any) -> None:
+        if err is None:
+            stamps[(msg.partition(), msg.offset())] = msg.timestamp()[1]
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4",
+                         "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    started = time.monotonic()
+    for i, (key, value) in enumerate(messages):
+        if rate is not None:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.produce(topic, value, key, on_delivery=done)
+        producer.poll(0)
+    producer.flush(60)
+    return stamps
+
+
+def _count(settings: Settings) -> int:
+    client = clickhouse_client(settings, settings.clickhouse_database)
+    try:
+        return int(client.query("SELECT count() FROM samples").result_rows[0][0])
+    finally:
+        client.close()
+
+
+def _wait_count(settings: Settings, want: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _count(settings) >= want:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"only {_count(settings)} of {want} samples after {timeout:.0f} s")
+
+
+def _latencies(settings: Settings, stamps: dict[tuple[int, int], int]) -> list[float]:
+    client = clickhouse_client(settings, settings.clickhouse_database)
+    try:
+        rows = client.query(
+            "SELECT source_partition, source_offset, toUnixTimestamp64Milli(min(ingest_time)) "
+            "FROM samples GROUP BY source_partition, source_offset"
+        ).result_rows
+    finally:
+        client.close()
+    return [float(t - stamps[(p, o)]) for p, o, t in rows if (p, o) in stamps]
+
+
+@contextlib.contextmanager
+def _subject(
+    name: str, settings: Settings, workers: int, env: dict[str, str]
+) -> Iterator[list[int]]:
+    """Run the subject's processes until the block ends; yields their pids."""
+    if name == "baseline":
+        argvs = [[sys.executable, "-m", "benchmarks.process_baseline"]]
+    else:
+        argvs = [worker_command(settings.process_web_port + i, "warn") for i in range(workers)]
+    log = open(settings.data_dir / f"bench-{name}.log", "ab")  # noqa: SIM115
+    procs = [subprocess.Popen(a, env=env, stdout=subprocess.PIPE if name == "baseline" else log,
+                              stderr=log, stdin=subprocess.DEVNULL) for a in argvs]  # fmt: skip
+    try:
+        if name == "baseline":
+            assert procs[0].stdout is not None
+            assert procs[0].stdout.readline().strip() == b"ready", "baseline did not start"
+        else:
+            _wait_workers(settings, workers)
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+def _wait_workers(settings: Settings, workers: int, timeout: float = 90.0) -> None:
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = []
+        for i in range(workers):
+            url = f"http://127.0.0.1:{settings.process_web_port + i}/healthz"
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
+                    body = json.loads(resp.read())
+                    if body["ownership_ready"] and body["partitions"]:
+                        held.extend(body["partitions"])
+        if len(held) >= workers and len(set(held)) == len(held):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("workers did not get their partitions")
+
+
+def run_benchmark(
+    settings: Settings, cars: int, hz: int, seconds: float, workers: int, partitions: int,
+    rate: float, paced_seconds: float, out: TextIO,
+) -> dict[str, Figures]:  # fmt: skip
+    run_id = uuid.uuid4().hex[:8]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    owners, burst, burst_samples = fleet_messages(cars, hz, seconds, seed=1)
+    paced_n = int(rate * paced_seconds)
+    _, paced_all, _ = fleet_messages(max(1, cars // 4), hz, paced_seconds * 4 + 10, seed=2)
+    paced = paced_all[:paced_n]
+    print(f"fleet: {cars} cars at {hz} Hz: burst {len(burst):,} frames ({burst_samples:,} "
+          f"samples); paced {len(paced):,} frames at {rate:,.0f}/s", file=out)  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    results: dict[str, Figures] = {}
+    for name in ("baseline", "processor"):
+        topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq")}
+        new = [NewTopic(topics["raw"], partitions, 1), NewTopic(topics["dlq"], 1, 1),
+               NewTopic(topics["own"], 1, 1, config={"cleanup.policy": "compact"})]  # fmt: skip
+        for f in admin.create_topics(new).values():
+            f.result(30)
+        publish(settings.kafka_bootstrap, topics["own"], owners)
+        sub = settings.model_copy(update={
+            "topic_raw": topics["raw"], "topic_ownership": topics["own"],
+            "topic_dlq": topics["dlq"], "clickhouse_database": f"vdp_bench_{run_id}_{name}",
+            "process_app_id": f"vdp-bench-{run_id}",
+        })  # fmt: skip
+        apply_migrations(sub)
+        env = {**os.environ, **{f"VDP_{k.upper()}": str(v) for k, v in sub.model_dump(
+            mode="json").items() if not isinstance(v, dict)}}  # fmt: skip
+        env["VDP_CLICKHOUSE_PASSWORD"] = sub.clickhouse_password.get_secret_value()
+        n = workers if name == "processor" else 1
+        try:
+            with _subject(name, sub, n, env) as pids:
+                cpu0 = cpu_seconds(pids)
+                t0 = time.monotonic()
+                publish(sub.kafka_bootstrap, topics["raw"], burst)
+                t1 = _wait_count(sub, burst_samples, 600)
+                cpu1 = cpu_seconds(pids)
+                stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
+                _wait_until_stable(sub)
+                latencies = _latencies(sub, stamps)
+        finally:
+            admin.delete_topics(list(topics.values()))
+            _drop(sub)
+        cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu)
+        print(results[name].line(), file=out, flush=True)
+    ratio = results["processor"].rate / workers / results["baseline"].rate
+    print(f"processor per worker / baseline = {ratio:.2f} (target >= 0.50, aim 0.80)", file=out)
+    cost = [results[k].cpu_us_per_frame for k in ("baseline", "processor")]
+    if cost[0] is not None and cost[1] is not None:
+        print(f"CPU per frame: baseline / processor = {cost[0] / cost[1]:.2f}", file=out)
+    return results
+
+
+def _wait_until_stable(settings: Settings, quiet: float = 3.0, timeout: float = 120.0) -> None:
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _count(settings)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.2)
+
+
+def _drop(settings: Settings) -> None:
+    client = clickhouse_client(settings)
+    try:
+        client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    finally:
+        client.close()

@@ -1,0 +1,134 @@
+"""One batch's way through: validate → tag → dead letters out → samples in, retried until
+written. Returns only when everything is stored, which is when the caller may ack.
+
+No Faust here (the agent in `processors.runtime.app` hands over `RawRecord`s), so the same path
+runs under the benchmark and in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from processors.batch.deadletter import dead_letter_columns, encode_envelopes
+from processors.batch.incidents import IncidentDetector
+from processors.batch.metrics import Health, Metrics
+from processors.batch.records import RawRecord
+from processors.batch.tag import Tagger
+from processors.batch.validate import Validator
+from processors.writers.sink import (
+    Backoff,
+    ClickHouseWriter,
+    DeadLetterProducer,
+    batch_token,
+    retrying,
+)
+
+log = logging.getLogger("vdp.process")
+
+
+@dataclass
+class BatchOutcome:
+    records: int
+    samples: int
+    dead_letters: int
+
+
+class Pipeline:
+    def __init__(
+        self,
+        validator: Validator,
+        tagger: Tagger,
+        incidents: IncidentDetector,
+        writer: ClickHouseWriter,
+        dlq: DeadLetterProducer,
+        metrics: Metrics,
+        health: Health,
+        backoff: Backoff,
+        crash_after_inserts: int = 0,
+    ) -> None:
+        self.validator = validator
+        self.tagger = tagger
+        self.incidents = incidents
+        self.writer = writer
+        self.dlq = dlq
+        self.metrics = metrics
+        self.health = health
+        self.backoff = backoff
+        self.crash_after_inserts = crash_after_inserts
+        self.inserts = 0
+        self.done: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset stored
+
+    async def handle(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        if not records:
+            return BatchOutcome(0, 0, 0)
+        now_ms = int(time.time() * 1000)
+        result = self.validator.validate(records, now_ms)
+        samples = self.tagger.tag(result.frames)
+        incidents = self.incidents.detect(result.frames)
+        token = batch_token(records)
+        failed = self.record_failure
+        if result.rejections:
+            envelopes = encode_envelopes(result.rejections, now_ms)
+            columns = dead_letter_columns(result.rejections)
+            await retrying(
+                "dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed
+            )
+            await retrying(
+                "dead_letters insert",
+                lambda: self.writer.dead_letters(columns, token),
+                self.backoff,
+                failed,
+            )
+        await retrying(
+            "samples insert",
+            lambda: self.writer.samples(samples.columns, token),
+            self.backoff,
+            failed,
+        )
+        if incidents[0]:
+            await retrying(
+                "incidents insert",
+                lambda: self.writer.incidents(incidents, token),
+                self.backoff,
+                failed,
+            )
+        self.inserts += 1
+        if self.inserts == self.crash_after_inserts:
+            # Fault injection (VDP_PROCESS_CRASH_AFTER_INSERTS): die the hard way after the
+            # insert and before the batch is acked, the window exactly-once must survive.
+            log.warning("fault injection: SIGKILL after insert %d, before ack", self.inserts)
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._count(records, samples.unowned, samples.flagged, len(samples), result.rejections)
+        return BatchOutcome(len(records), len(samples), len(result.rejections))
+
+    def record_failure(self, what: str) -> None:
+        self.metrics.write_failures.labels(what).inc()
+        self.health.write_failed()
+
+    def _count(
+        self,
+        records: Sequence[RawRecord],
+        unowned: int,
+        flagged: int,
+        stored: int,
+        rejections: list,
+    ) -> None:
+        m = self.metrics
+        m.records_in.inc(len(records))
+        m.samples_valid.inc(stored)
+        m.unowned.inc(unowned)
+        m.flagged.inc(flagged)
+        m.batch_size.observe(len(records))
+        m.insert_seconds.observe(self.writer.last_insert_seconds)
+        for r in rejections:
+            m.dead_letters.labels(str(r.reason)).inc()
+        for r in records:
+            key = (r.topic, r.partition)
+            if r.offset > self.done.get(key, -1):
+                self.done[key] = r.offset
+        self.health.batch_written()

@@ -1,0 +1,84 @@
+"""`vdp process`: migrate the schema, then run N worker processes and supervise them.
+
+One process per worker (Python's GIL: one core each); they join one consumer group and
+share the partitions of `telemetry.raw`. SIGTERM/SIGINT is passed on to every worker, which
+stops cleanly (acked batches committed, the unfinished one left for the next owner).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from types import FrameType
+
+from schemas.migrate import migrate
+from vdp.clickhouse import clickhouse_client
+from vdp.settings import Settings
+
+log = logging.getLogger("vdp.process")
+
+
+def apply_migrations(settings: Settings) -> list[str]:
+    """`vdp process` applies pending migrations at start: idempotent, and race-safe."""
+    client = clickhouse_client(settings)
+    try:
+        return migrate(client, settings.clickhouse_database, settings.retention_days())
+    finally:
+        client.close()
+
+
+def _die_with_parent() -> None:
+    # Linux: the kernel SIGTERMs a worker whose supervisor died, so none is orphaned.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def worker_command(web_port: int, loglevel: str = "info") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "processors.runtime.worker",
+        "--web-port",
+        str(web_port),
+        "--loglevel",
+        loglevel,
+    ]
+
+
+def run_workers(
+    settings: Settings, workers: int, env: Mapping[str, str] | None = None, loglevel: str = "info"
+) -> int:
+    """Start `workers` processes and wait for them; the worst exit code."""
+    child_env = {**os.environ, **(env or {})}
+    procs = [
+        subprocess.Popen(
+            worker_command(settings.process_web_port + i, loglevel),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        for i in range(workers)
+    ]
+    for i, proc in enumerate(procs):
+        port = settings.process_web_port + i
+        print(f"worker {i}: pid {proc.pid}, http://127.0.0.1:{port}/metrics, /healthz", flush=True)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = []
+    for proc in procs:
+        while proc.poll() is None:
+            time.sleep(0.2)
+        codes.append(proc.returncode)
+    # A worker stopped by our SIGTERM exits 0 or -15; either is a clean stop.
+    return max((c for c in codes if c not in (0, -signal.SIGTERM)), default=0)

@@ -1,0 +1,136 @@
+"""Feeds the ownership book from the compacted `ownership` topic, all of it, in every worker.
+
+Why not a partitioned Faust table: a worker's telemetry partitions need the ownership of
+their cars, and co-partitioning would tie the two topics' partition counts together; a
+Faust GlobalTable has known recovery hangs. The book is small (one timeline per car) and
+the compacted topic already is its changelog (every event carries the car's whole
+timeline), so each worker reads the topic from the start with its own group-less consumer,
+keeps the book in memory, and keeps tailing it.
+
+Ordering: the telemetry agent waits for `caught_up()` before each batch: the reader has
+then applied every ownership event the broker held when the batch was taken, so a sale
+published before the samples that follow it is always seen. An event that arrives later
+still, with an effective-from time in the past, re-tags nothing already written: those
+samples keep the owner known when they were written (or no owner: kept, counted, never
+served).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processors.batch.ownership import OwnershipBook
+from schemas.codec import AvroCodec, ownership_codec
+from schemas.errors import ContractError
+
+log = logging.getLogger("vdp.ownership")
+
+
+class OwnershipReader:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        book: OwnershipBook,
+        codec: AvroCodec | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.book = book
+        self.codec = codec or ownership_codec()
+        self.ready = asyncio.Event()
+        self.rejected = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        partitions = await _partitions_of(consumer, self.topic)
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(self._partitions)
+        await consumer.seek_to_beginning(*self._partitions)
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def run(self, on_changed: Callable[[list[str]], object]) -> None:
+        """Apply events as they come; `on_changed(vins)` after each fetch (awaited if async)."""
+        assert self._consumer is not None, "start() first"
+        consumer = self._consumer
+        await self._mark_ready_when_caught_up()
+        while True:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            changed: list[str] = []
+            for tp, messages in fetched.items():
+                for m in messages:
+                    if m.value is None:
+                        continue  # a tombstone: the car's history is kept (audit)
+                    try:
+                        event = self.codec.decode(m.value)
+                    except ContractError as e:
+                        self.rejected += 1
+                        log.warning("ownership %s@%d rejected: %s", tp, m.offset, e)
+                        continue
+                    changed.append(self.book.apply(event, tp.partition, m.offset))
+            if changed:
+                result = on_changed(sorted(set(changed)))
+                if asyncio.iscoroutine(result):
+                    await result
+            if not self.ready.is_set():
+                await self._mark_ready_when_caught_up()
+
+    async def _mark_ready_when_caught_up(self) -> None:
+        if await self._at_end():
+            if not self.ready.is_set():
+                log.info("ownership book caught up: %d cars", len(self.book))
+            self.ready.set()
+
+    async def _at_end(self) -> bool:
+        assert self._consumer is not None
+        return await self._reached(await self._consumer.end_offsets(self._partitions))
+
+    async def _reached(self, ends: Mapping[TopicPartition, int]) -> bool:
+        assert self._consumer is not None
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
+
+    async def caught_up(self, timeout: float = 30.0) -> bool:
+        """Wait until every event the broker holds now has been applied (False on timeout)."""
+        await asyncio.wait_for(self.ready.wait(), timeout)
+        assert self._consumer is not None
+        ends = await self._consumer.end_offsets(self._partitions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self._reached(ends):
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        if loop.time() > deadline:
+            raise TimeoutError(f"topic {topic} not found at the broker")
+        await consumer._client.force_metadata_update()  # noqa: SLF001 (no public refresh)
+        await asyncio.sleep(0.2)

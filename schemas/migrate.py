@@ -1,0 +1,307 @@
+"""`vdp migrate`: apply the versioned ClickHouse DDL in `schemas/clickhouse/` in order.
+
+Each `NNN_name.sql` file is applied once per database and recorded, with a checksum of
+its text, in `<database>.schema_migrations`. A file whose text changed after it was
+applied is refused: the database would no longer match the file, so the change belongs in
+a new, higher-numbered file. Every statement in the files is idempotent (`IF NOT EXISTS`),
+so two migrators racing on the same database both succeed and the schema ends the same;
+a second run finds everything recorded and applies nothing.
+
+The pure helpers (`discover`, `split_statements`, `render`, …) hold the rules and are
+unit-tested without a server; `migrate` only wires them to a client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from vdp.errors import ConfigurationError, TransientError
+from vdp.settings import Settings
+
+log = logging.getLogger("vdp.migrate")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "clickhouse"
+
+# Days each kind of data is kept (the TTLs), defined once with the settings
+# (VDP_RETENTION_<KEY>_DAYS). Keys: the catalog's categories plus the two operational
+# tables that hold personal data too.
+DEFAULT_RETENTION_DAYS: dict[str, int] = Settings.default_retention_days()
+
+_NOT_CATEGORIES = frozenset({"dead_letters", "access_log"})
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+# `{name}` only: ClickHouse query parameters (`{name:Type}`) and other braces pass through.
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# A statement ends at a `;` that ends a line (outside a `--` comment line).
+_STATEMENT_END = re.compile(r";[ \t]*$")
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS {database}.schema_migrations
+(
+    version    UInt32,
+    name       String,
+    checksum   String COMMENT 'sha256 of the file as written, placeholders unfilled',
+    rendered_checksum String COMMENT 'sha256 of the statements as run, retention filled in',
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version
+"""
+
+
+class MigrationError(ConfigurationError):
+    """The database's schema history and the migration files disagree, or a file is bad."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str  # the file name, e.g. "001_samples.sql"
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return checksum(self.text)
+
+
+@dataclass(frozen=True)
+class Applied:
+    version: int
+    name: str
+    checksum: str
+    rendered_checksum: str
+
+
+def checksum(text: str) -> str:
+    """sha256 of a file's text; line endings normalized so a Windows checkout matches."""
+    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
+
+
+def validate_identifier(name: str) -> str:
+    """`name` if it is a plain ClickHouse identifier, else MigrationError.
+
+    The database name is spliced into DDL (identifiers cannot be query parameters), so it
+    is held to the one form that needs no quoting and cannot carry SQL.
+    """
+    if not _IDENTIFIER.match(name):
+        raise MigrationError(
+            f"invalid database name {name!r}: use letters, digits and _ (not first a digit)"
+        )
+    return name
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in `directory`, in version order; refuses stray or duplicate names."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNN_lower_snake.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(
+                f"{path.name} and {found[version].name} have the same version {version:03d}"
+            )
+        found[version] = Migration(version, path.name, path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements of a file: each ends with `;` at the end of a line.
+
+    No SQL parsing beyond that, on purpose: a `;` inside a string or in the middle of a
+    line does not split. Lines that are only `--` comments never end a statement, and
+    chunks holding nothing but comments are dropped.
+    """
+    statements: list[str] = []
+    current: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        current.append(line)
+        if not line.lstrip().startswith("--") and _STATEMENT_END.search(line):
+            current[-1] = _STATEMENT_END.sub("", line)
+            statements.append("\n".join(current))
+            current = []
+    statements.append("\n".join(current))
+    return [s.strip() for s in statements if _has_code(s)]
+
+
+def _has_code(chunk: str) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("--") for line in chunk.split("\n"))
+
+
+def retention_days(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The defaults with `overrides` applied; refuses unknown keys and non-positive days."""
+    days = dict(DEFAULT_RETENTION_DAYS)
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULT_RETENTION_DAYS:
+            known = ", ".join(sorted(DEFAULT_RETENTION_DAYS))
+            raise MigrationError(f"unknown retention key {key!r} (known: {known})")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise MigrationError(f"retention for {key!r} must be a positive number of days")
+        days[key] = value
+    return days
+
+
+def placeholders(database: str, retention: Mapping[str, int] | None = None) -> dict[str, str]:
+    """Every value a migration file may name as `{placeholder}`."""
+    days = retention_days(retention)
+    values = {"database": validate_identifier(database)}
+    values.update({f"retention_{key}_days": str(n) for key, n in days.items()})
+    # For a category the TTL expression does not list yet: keep it as long as the longest
+    # retention, never shorter; deleting data must be a deliberate choice.
+    longest = max(n for key, n in days.items() if key not in _NOT_CATEGORIES)
+    values["retention_default_days"] = str(longest)
+    return values
+
+
+def render(text: str, values: Mapping[str, str]) -> str:
+    """`text` with each `{name}` replaced; an unknown name is an error, not a silent hole."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise MigrationError(f"unknown placeholder {{{name}}} in a migration file")
+        return values[name]
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def plan(migrations: list[Migration], applied: Mapping[int, Applied]) -> list[Migration]:
+    """The migrations still to apply, after checking the history agrees with the files."""
+    by_version = {m.version: m for m in migrations}
+    for version, record in sorted(applied.items()):
+        migration = by_version.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"the database has migration {record.name} which is not among the files; "
+                "is this an older version of the platform?"
+            )
+        if migration.checksum != record.checksum:
+            raise MigrationError(
+                f"{migration.name} changed after it was applied (checksum {record.checksum[:12]}"
+                f" recorded, {migration.checksum[:12]} now); restore it and put the change in "
+                "a new migration file"
+            )
+    pending = [m for m in migrations if m.version not in applied]
+    newest = max(applied, default=0)
+    for migration in pending:
+        if migration.version < newest:
+            raise MigrationError(
+                f"{migration.name} is new but numbered below the applied "
+                f"{applied[newest].name}; give it a higher number"
+            )
+    return pending
+
+
+def applied_migrations(client: Client, database: str) -> dict[int, Applied]:
+    """What `database.schema_migrations` records; empty when the database or table is new."""
+    db = validate_identifier(database)
+    exists = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} "
+        "AND name = 'schema_migrations'",
+        parameters={"db": db},
+    ).result_rows[0][0]
+    if not exists:
+        return {}
+    # argMax, not FINAL: two racing migrators may both have recorded a version.
+    result = client.query(
+        f"SELECT version, argMax(name, applied_at), argMax(checksum, applied_at), "  # noqa: S608
+        f"argMax(rendered_checksum, applied_at) FROM {db}.schema_migrations GROUP BY version"
+    )
+    return {int(row[0]): Applied(int(row[0]), *row[1:]) for row in result.result_rows}
+
+
+def migrate(
+    client: Client,
+    database: str,
+    retention: Mapping[str, int] | None = None,
+    *,
+    dry_run: bool = False,
+    directory: Path = MIGRATIONS_DIR,
+    on_applied: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Apply the pending migrations to `database` (created if missing); their file names.
+
+    With `dry_run`, check and report what would be applied and change nothing.
+    `on_applied(name)` is called as each file is recorded, for progress.
+    A server that cannot be reached raises TransientError; a statement the server
+    rejects raises MigrationError naming the file (the files before it stay applied,
+    and the next run resumes with it: every statement is idempotent).
+    """
+    try:
+        return _migrate(client, database, retention, dry_run, directory, on_applied)
+    except OperationalError as e:
+        raise TransientError(f"ClickHouse unreachable while migrating: {e}") from e
+
+
+def _migrate(
+    client: Client,
+    database: str,
+    retention: Mapping[str, int] | None,
+    dry_run: bool,
+    directory: Path,
+    on_applied: Callable[[str], None] | None,
+) -> list[str]:
+    values = placeholders(database, retention)
+    migrations = discover(directory)
+    applied = applied_migrations(client, database)
+    pending = plan(migrations, applied)
+    _warn_retention_drift(migrations, applied, values)
+    if dry_run or not pending:
+        return [m.name for m in pending]
+    client.command(f"CREATE DATABASE IF NOT EXISTS {values['database']}")
+    client.command(render(_MIGRATIONS_TABLE, values))
+    for migration in pending:
+        statements = [render(s, values) for s in split_statements(migration.text)]
+        log.info("applying %s (%d statements)", migration.name, len(statements))
+        for number, statement in enumerate(statements, 1):
+            try:
+                client.command(statement)
+            except OperationalError:
+                raise
+            except DatabaseError as e:
+                raise MigrationError(f"{migration.name}, statement {number}: {e}") from e
+        record = [
+            migration.version,
+            migration.name,
+            migration.checksum,
+            checksum("\n".join(statements)),
+        ]
+        client.insert(
+            f"{values['database']}.schema_migrations",
+            [record],
+            column_names=["version", "name", "checksum", "rendered_checksum"],
+            # A synchronous insert: the record must be there when migrate returns.
+            settings={"async_insert": 0},
+        )
+        if on_applied:
+            on_applied(migration.name)
+    return [m.name for m in pending]
+
+
+def _warn_retention_drift(
+    migrations: list[Migration], applied: Mapping[int, Applied], values: Mapping[str, str]
+) -> None:
+    # Retention is filled in when a file is applied; a changed setting later does not
+    # change a table's TTL. Say so rather than pretend: that takes an ALTER … MODIFY TTL
+    # in a new migration file.
+    for migration in migrations:
+        record = applied.get(migration.version)
+        if record is None or not record.rendered_checksum:
+            continue
+        rendered = [render(s, values) for s in split_statements(migration.text)]
+        if checksum("\n".join(rendered)) != record.rendered_checksum:
+            log.warning(
+                "%s was applied with other retention settings than the current ones; "
+                "existing TTLs are unchanged (add a migration with ALTER TABLE … MODIFY TTL)",
+                migration.name,
+            )

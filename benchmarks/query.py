@@ -173,3 +173,29 @@ def run(
             )
             results.append((service, floor))
     return results
+
+
+def main(
+    settings: Settings, cars: int, threads: int, seconds: float, requests: int, port: int
+) -> int:
+    """`vdp bench-query`: seed the database unless it holds the data, then `run`."""
+    from benchmarks.query_data import PER_CAR, seed
+    from deploy.process import free_port
+    from schemas.migrate import migrate
+    from vdp.clickhouse import clickhouse_client
+
+    database = settings.clickhouse_database
+    migrate(clickhouse_client(settings), database, settings.retention_days())
+    # session-less: the floor runs from several threads
+    client = clickhouse_client(settings, database, shared=True)
+    rows = int(client.query("SELECT count() FROM samples").result_rows[0][0])
+    if rows < PER_CAR * cars:
+        print(f"generating {cars} cars of data in ClickHouse …", flush=True)
+        started = time.perf_counter()
+        rows = seed(client, cars)
+        print(f"  {rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"samples table: {rows:,} rows", flush=True)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load} (other work on the machine skews results)")
+    run(settings, Repository(client), port or free_port(), threads, seconds, requests, print)
+    return 0

@@ -58,25 +58,6 @@ def _register_process(sub: Any) -> None:
     )
     proc.set_defaults(handler=process)
 
-    bench = sub.add_parser(
-        "bench-process",
-        help="measure the processor's samples/s and latency against a bare consume+insert loop",
-        description=(
-            "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
-            "frames and time the processor (N workers) until ClickHouse holds every sample, "
-            "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
-            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.5)."
-        ),
-    )
-    bench.add_argument("--cars", type=int, default=1000)
-    bench.add_argument("--hz", type=int, default=10)
-    bench.add_argument("--seconds", type=float, default=20.0, help="simulated seconds of burst")
-    bench.add_argument("--workers", type=int, default=1)
-    bench.add_argument("--partitions", type=int, default=4)
-    bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
-    bench.add_argument("--paced-seconds", type=float, default=10.0)
-    bench.set_defaults(handler=bench_process)
-
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     database = settings.clickhouse_database
@@ -129,22 +110,3 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     if created:
         print(f"created topics: {', '.join(created)}")
     return run_workers(settings, args.workers, env, args.loglevel)
-
-
-def bench_process(args: argparse.Namespace, settings: Settings) -> int:
-    import sys
-
-    from benchmarks.process import run_benchmark
-
-    run_benchmark(
-        settings,
-        args.cars,
-        args.hz,
-        args.seconds,
-        args.workers,
-        args.partitions,
-        args.rate,
-        args.paced_seconds,
-        sys.stdout,
-    )
-    return 0

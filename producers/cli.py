@@ -1,4 +1,4 @@
-"""`vdp simulate` and `vdp bench-produce`."""
+"""`vdp simulate`."""
 
 from __future__ import annotations
 
@@ -83,28 +83,6 @@ def register(sub: Any) -> None:
     )
     sim.set_defaults(handler=simulate)
 
-    bench = sub.add_parser(
-        "bench-produce",
-        help="measure encode, raw produce and simulate+publish throughput",
-        description=(
-            "Benchmark against VDP_KAFKA_BOOTSTRAP on a temporary topic: encode-only, the "
-            "raw confluent-kafka produce rate of same-sized pre-encoded messages (the "
-            "ceiling), and simulator+publisher; prints the ratio (target >= 0.5)."
-        ),
-    )
-    bench.add_argument("--cars", type=int, default=1000)
-    bench.add_argument("--hz", type=int, default=10)
-    bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per phase")
-    bench.add_argument("--partitions", type=int, default=6)
-    bench.add_argument("--keep-topic", action="store_true")
-    bench.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="also measure simulate+publish sharded over this many processes (default 1: no)",
-    )
-    bench.set_defaults(handler=bench_produce)
-
 
 def simulate(args: argparse.Namespace, settings: Settings) -> int:
     start = args.start if args.start is not None else int(time.time()) * 1000
@@ -187,22 +165,6 @@ def _simulate_sharded(args: argparse.Namespace, settings: Settings, config: Flee
         f"{stats.delivered:,}, failed {stats.failed:,}{_reasons(stats.failures)}"
     )
     return 0 if stats.failed == 0 and stats.pending == 0 else 1
-
-
-def bench_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from benchmarks.produce import run_benchmark
-
-    report = run_benchmark(
-        settings.kafka_bootstrap,
-        cars=args.cars,
-        hz=args.hz,
-        seconds=args.seconds,
-        partitions=args.partitions,
-        keep_topic=args.keep_topic,
-        processes=args.processes,
-        out=sys.stdout,
-    )
-    return 0 if report.failed == 0 else 1
 
 
 def _reasons(failures: Mapping[str, int]) -> str:

@@ -1,10 +1,9 @@
-"""`vdp serve`, `vdp token` and `vdp bench-query`."""
+"""`vdp serve` and `vdp token`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from vdp.settings import Settings
@@ -42,24 +41,6 @@ def register(sub: Any) -> None:
     token.add_argument("--private-key", help="PEM file of the private key (RS*/ES*/PS*)")
     token.set_defaults(handler=_token)
 
-    bench = sub.add_parser(
-        "bench-query",
-        help="measure owner API latency and throughput against the direct SQL floor",
-        description=(
-            "Fill the ClickHouse database VDP_CLICKHOUSE_DATABASE with synthetic data "
-            "(--cars cars, ~50,400 rows each, plus a month at 1 Hz for the first car; "
-            "generated inside ClickHouse) unless it is there already, start `vdp serve` on "
-            "--port, and measure (a) one hour of 1 Hz raw data and (b) one month in 1-minute "
-            "buckets, each through HTTP and as direct SQL. Use a scratch database."
-        ),
-    )
-    bench.add_argument("--cars", type=int, default=1000, help="cars to generate (default 1000)")
-    bench.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
-    bench.add_argument("--seconds", type=float, default=20, help="time limit per measurement")
-    bench.add_argument("--requests", type=int, default=2000, help="count limit per measurement")
-    bench.add_argument("--port", type=int, default=0, help="port for vdp serve (0 = free)")
-    bench.set_defaults(handler=_bench)
-
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
@@ -88,32 +69,4 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     print(token)
-    return 0
-
-
-def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from benchmarks.query import run
-    from benchmarks.query_data import PER_CAR, seed
-    from deploy.process import free_port
-    from query.repository import Repository
-    from schemas.migrate import migrate
-    from vdp.clickhouse import clickhouse_client
-
-    database = settings.clickhouse_database
-    migrate(clickhouse_client(settings), database, settings.retention_days())
-    # session-less: the floor runs from several threads
-    client = clickhouse_client(settings, database, shared=True)
-    rows = int(client.query("SELECT count() FROM samples").result_rows[0][0])
-    if rows < PER_CAR * args.cars:
-        print(f"generating {args.cars} cars of data in ClickHouse …", flush=True)
-        started = time.perf_counter()
-        rows = seed(client, args.cars)
-        print(f"  {rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
-    print(f"samples table: {rows:,} rows", flush=True)
-    import os
-
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} CPUs, load average {load} (other work on the machine skews results)")
-    port = args.port or free_port()
-    run(settings, Repository(client), port, args.threads, args.seconds, args.requests, print)
     return 0

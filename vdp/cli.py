@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    from benchmarks.cli import register as register_benchmarks
     from deploy.cli import register as register_deploy
     from processors.cli import register as register_processors
     from producers.cli import register as register_producers
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_producers(sub)
     register_processors(sub)
     register_query(sub)
+    register_benchmarks(sub)
     return parser
 
 

@@ -1,0 +1,123 @@
+"""`vdp bench-produce`, `vdp bench-process` and `vdp bench-query` (see docs/benchmarks.md).
+
+Only the parsers are built here; each handler imports its benchmark when it runs, so
+`vdp --help` loads none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from vdp.settings import Settings
+
+
+def register(sub: Any) -> None:
+    _register_produce(sub)
+    _register_process(sub)
+    _register_query(sub)
+
+
+def _register_produce(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench-produce",
+        help="measure encode, raw produce and simulate+publish throughput",
+        description=(
+            "Benchmark against VDP_KAFKA_BOOTSTRAP on a temporary topic: encode-only, the "
+            "raw confluent-kafka produce rate of same-sized pre-encoded messages (the "
+            "ceiling), and simulator+publisher; prints the ratio (target >= 0.5)."
+        ),
+    )
+    bench.add_argument("--cars", type=int, default=1000)
+    bench.add_argument("--hz", type=int, default=10)
+    bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per phase")
+    bench.add_argument("--partitions", type=int, default=6)
+    bench.add_argument("--keep-topic", action="store_true")
+    bench.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also measure simulate+publish sharded over this many processes (default 1: no)",
+    )
+    bench.set_defaults(handler=bench_produce)
+
+
+def _register_process(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench-process",
+        help="measure the processor's samples/s and latency against a bare consume+insert loop",
+        description=(
+            "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
+            "frames and time the processor (N workers) until ClickHouse holds every sample, "
+            "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
+            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.5)."
+        ),
+    )
+    bench.add_argument("--cars", type=int, default=1000)
+    bench.add_argument("--hz", type=int, default=10)
+    bench.add_argument("--seconds", type=float, default=20.0, help="simulated seconds of burst")
+    bench.add_argument("--workers", type=int, default=1)
+    bench.add_argument("--partitions", type=int, default=4)
+    bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
+    bench.add_argument("--paced-seconds", type=float, default=10.0)
+    bench.set_defaults(handler=bench_process)
+
+
+def _register_query(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench-query",
+        help="measure owner API latency and throughput against the direct SQL floor",
+        description=(
+            "Fill the ClickHouse database VDP_CLICKHOUSE_DATABASE with synthetic data "
+            "(--cars cars, ~50,400 rows each, plus a month at 1 Hz for the first car; "
+            "generated inside ClickHouse) unless it is there already, start `vdp serve` on "
+            "--port, and measure (a) one hour of 1 Hz raw data and (b) one month in 1-minute "
+            "buckets, each through HTTP and as direct SQL. Use a scratch database."
+        ),
+    )
+    bench.add_argument("--cars", type=int, default=1000, help="cars to generate (default 1000)")
+    bench.add_argument("--threads", type=int, default=4, help="client threads (default 4)")
+    bench.add_argument("--seconds", type=float, default=20, help="time limit per measurement")
+    bench.add_argument("--requests", type=int, default=2000, help="count limit per measurement")
+    bench.add_argument("--port", type=int, default=0, help="port for vdp serve (0 = free)")
+    bench.set_defaults(handler=bench_query)
+
+
+def bench_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.produce import run_benchmark
+
+    report = run_benchmark(
+        settings.kafka_bootstrap,
+        cars=args.cars,
+        hz=args.hz,
+        seconds=args.seconds,
+        partitions=args.partitions,
+        keep_topic=args.keep_topic,
+        processes=args.processes,
+        out=sys.stdout,
+    )
+    return 0 if report.failed == 0 else 1
+
+
+def bench_process(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.process import run_benchmark
+
+    run_benchmark(
+        settings,
+        args.cars,
+        args.hz,
+        args.seconds,
+        args.workers,
+        args.partitions,
+        args.rate,
+        args.paced_seconds,
+        sys.stdout,
+    )
+    return 0
+
+
+def bench_query(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.query import main
+
+    return main(settings, args.cars, args.threads, args.seconds, args.requests, args.port)

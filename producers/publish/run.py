@@ -13,6 +13,7 @@ from typing import Any
 from producers.publish.faults import FaultInjector, Outgoing
 from producers.publish.manifest import ManifestBuilder
 from producers.publish.publisher import OnDelivery, Sink
+from producers.publish.wire import FrameWriter
 from producers.sim.simulator import FrameBatch, Simulator
 from schemas.codec import AvroCodec, ownership_codec
 
@@ -59,7 +60,11 @@ def publish_run(
     next_progress = PROGRESS_EVERY
     # With no manifest to feed and no fault to inject, a tick's frames go out encoded in
     # bulk, never built as records.
-    bulk = simulator.frame_writer(injector.codec) if manifest is None and injector.passes else None
+    bulk = (
+        FrameWriter(injector.codec, simulator.vins, simulator.firmware)
+        if manifest is None and injector.passes
+        else None
+    )
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)

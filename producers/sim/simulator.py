@@ -15,7 +15,6 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from producers.publish.wire import FrameWriter
 from producers.sim import frames
 from producers.sim.fleet import (
     FIRMWARE_VERSIONS,
@@ -29,7 +28,6 @@ from producers.sim.fleetstep import FleetState
 from producers.sim.frames import Array
 from producers.sim.noise import Draw, car_keys
 from producers.sim.signals import Signal, frame_maps, frame_record
-from schemas.codec import AvroCodec
 
 
 class Emission(NamedTuple):
@@ -42,8 +40,8 @@ class Emission(NamedTuple):
 class FrameBatch(NamedTuple):
     """One tick's frames of one kind (plain driving, once a second, parked), as columns.
 
-    `Simulator.run` turns it into frame records; a publisher with nothing to add to the
-    frames encodes it in bulk (`producers.publish.wire`) without building them.
+    `Simulator.run` turns it into frame records; the publisher encodes it in bulk
+    (`producers.publish.wire`) without building them.
     """
 
     time_ms: int
@@ -91,9 +89,10 @@ class Simulator:
     def vins(self) -> list[str]:
         return list(self._vins)
 
-    def frame_writer(self, codec: AvroCodec) -> FrameWriter:
-        """The bulk encoder of this fleet's `FrameBatch`es."""
-        return FrameWriter(codec, self.vins, self._firmware)
+    @property
+    def firmware(self) -> list[str]:
+        """Each car's firmware version, in the order of `vins`."""
+        return list(self._firmware)
 
     def run(self) -> Iterator[Emission]:
         """Every emission of the run in simulated-time order (deliveries first)."""

@@ -13,6 +13,7 @@ from producers.publish.dryrun import FileSink
 from producers.publish.faults import FaultInjector
 from producers.publish.manifest import ManifestBuilder
 from producers.publish.run import Topics, publish_run
+from producers.publish.wire import FrameWriter
 from producers.sim.fleet import DAY_MS, FleetConfig, owner_at
 from producers.sim.noise import car_keys, uniforms
 from producers.sim.physics import (
@@ -251,7 +252,7 @@ def test_bulk_encoded_frames_equal_the_codecs_encoding_of_their_records() -> Non
     config = FleetConfig(cars=30, hz=10, duration_s=40.0, seed=8, parked_interval_s=5.0)
     sim = Simulator(config)
     codec = telemetry_codec()
-    writer = sim.frame_writer(codec)
+    writer = FrameWriter(codec, sim.vins, sim.firmware)
     seen: set[tuple[tuple[str, ...], ...]] = set()
     for item in sim.stream():
         if isinstance(item, FrameBatch):
@@ -310,7 +311,7 @@ def test_shards_of_a_fleet_emit_what_the_whole_fleet_emits() -> None:
 def test_a_batch_encoded_in_parts_is_the_same_messages_in_the_same_order() -> None:
     config = FleetConfig(cars=40, hz=10, duration_s=12.0, seed=5, parked_interval_s=5.0)
     sim = Simulator(config)
-    writer = sim.frame_writer(telemetry_codec())
+    writer = FrameWriter(telemetry_codec(), sim.vins, sim.firmware)
     checked, masked = 0, 0
     for item in sim.stream():
         if not isinstance(item, FrameBatch) or len(item.cars) < 3:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -30,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from benchmarks.common import frame_samples, p50_p99, scratch_topics, us_per_frame
+from deploy.process import free_port
 from processors.runtime.launch import apply_migrations, worker_command
 from producers.sim.fleet import FleetConfig
 from producers.sim.simulator import Simulator
@@ -54,16 +55,14 @@ class Figures:
 
     @property
     def cpu_us_per_frame(self) -> float | None:
-        return None if self.cpu_seconds is None else self.cpu_seconds / self.frames * 1e6
+        return us_per_frame(self.cpu_seconds, self.frames)
 
     @property
     def rate(self) -> float:
         return self.samples / self.seconds
 
     def line(self) -> str:
-        lat = sorted(self.latencies_ms) or [0.0]
-        p50 = statistics.median(lat)
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        p50, p99 = p50_p99(self.latencies_ms or [0.0])
         return (
             f"{self.name:<10} {self.workers} worker(s) {self.samples:>10,} samples in "
             f"{self.seconds:6.2f} s = {self.rate:>10,.0f} samples/s "
@@ -104,9 +103,8 @@ def fleet_messages(
         if e.kind == "ownership":
             owners.append((key, owners_codec.encode(e.record)))
             continue
-        r = e.record
-        samples += len(r["doubles"]) + len(r["longs"]) + len(r["booleans"]) + len(r["strings"])
-        frames.append((key, frames_codec.encode(r)))
+        samples += frame_samples(e.record)
+        frames.append((key, frames_codec.encode(e.record)))
     return owners, frames, samples
 
 
@@ -163,16 +161,40 @@ def _latencies(settings: Settings, stamps: dict[tuple[int, int], int]) -> list[f
     return [float(t - stamps[(p, o)]) for p, o, t in rows if (p, o) in stamps]
 
 
+def web_ports(first: int, workers: int) -> list[int]:
+    """Each worker's `/healthz` port: `first + i`, or distinct free ports when `first` is 0.
+
+    Port 0 must be resolved here: a worker told `--web-port 0` binds a port nobody learns,
+    and `0 + i` would hand worker 1 port 1.
+    """
+    if first != 0:
+        return [first + i for i in range(workers)]
+    ports: list[int] = []
+    while len(ports) < workers:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **{f"VDP_{k.upper()}": str(v) for k, v in settings.model_dump(
+        mode="json").items() if not isinstance(v, dict)}}  # fmt: skip
+    env["VDP_CLICKHOUSE_PASSWORD"] = settings.clickhouse_password.get_secret_value()
+    return env
+
+
 @contextlib.contextmanager
-def _subject(
-    name: str, settings: Settings, workers: int, env: dict[str, str]
-) -> Iterator[list[int]]:
+def _subject(name: str, settings: Settings, workers: int) -> Iterator[list[int]]:
     """Run the subject's processes until the block ends; yields their pids."""
+    env = _environment(settings)
+    ports = web_ports(settings.process_web_port, workers)
     if name == "baseline":
         argvs = [[sys.executable, "-m", "benchmarks.process_baseline"]]
     else:
-        argvs = [worker_command(settings.process_web_port + i, "warn") for i in range(workers)]
-    log = open(settings.data_dir / f"bench-{name}.log", "ab")  # noqa: SIM115
+        argvs = [worker_command(port, "warn") for port in ports]
+    log_path = settings.data_dir / f"bench-{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115
     procs = [subprocess.Popen(a, env=env, stdout=subprocess.PIPE if name == "baseline" else log,
                               stderr=log, stdin=subprocess.DEVNULL) for a in argvs]  # fmt: skip
     try:
@@ -180,7 +202,10 @@ def _subject(
             assert procs[0].stdout is not None
             assert procs[0].stdout.readline().strip() == b"ready", "baseline did not start"
         else:
-            _wait_workers(settings, workers)
+            try:
+                _wait_workers(procs, ports)
+            except (RuntimeError, TimeoutError) as e:
+                raise RuntimeError(f"{e}; its log: {log_path}") from e
         yield [p.pid for p in procs]
     finally:
         for p in procs:
@@ -193,21 +218,26 @@ def _subject(
         log.close()
 
 
-def _wait_workers(settings: Settings, workers: int, timeout: float = 90.0) -> None:
+def _wait_workers(
+    procs: list[subprocess.Popen[bytes]], ports: list[int], timeout: float = 90.0
+) -> None:
     import json
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        gone = [p.returncode for p in procs if p.poll() is not None]
+        if gone:  # e.g. its port was taken: say so now, not after the timeout
+            raise RuntimeError(f"a worker exited with {gone[0]} at start")
         held = []
-        for i in range(workers):
-            url = f"http://127.0.0.1:{settings.process_web_port + i}/healthz"
+        for port in ports:
+            url = f"http://127.0.0.1:{port}/healthz"
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
                     body = json.loads(resp.read())
                     if body["ownership_ready"] and body["partitions"]:
                         held.extend(body["partitions"])
-        if len(held) >= workers and len(set(held)) == len(held):
+        if len(held) >= len(ports) and len(set(held)) == len(held):
             return
         time.sleep(0.2)
     raise TimeoutError("workers did not get their partitions")
@@ -225,38 +255,32 @@ def run_benchmark(
     paced = paced_all[:paced_n]
     print(f"fleet: {cars} cars at {hz} Hz: burst {len(burst):,} frames ({burst_samples:,} "
           f"samples); paced {len(paced):,} frames at {rate:,.0f}/s", file=out)  # fmt: skip
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     results: dict[str, Figures] = {}
     for name in ("baseline", "processor"):
         topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq")}
         new = [NewTopic(topics["raw"], partitions, 1), NewTopic(topics["dlq"], 1, 1),
                NewTopic(topics["own"], 1, 1, config={"cleanup.policy": "compact"})]  # fmt: skip
-        for f in admin.create_topics(new).values():
-            f.result(30)
-        publish(settings.kafka_bootstrap, topics["own"], owners)
         sub = settings.model_copy(update={
             "topic_raw": topics["raw"], "topic_ownership": topics["own"],
             "topic_dlq": topics["dlq"], "clickhouse_database": f"vdp_bench_{run_id}_{name}",
             "process_app_id": f"vdp-bench-{run_id}",
         })  # fmt: skip
-        apply_migrations(sub)
-        env = {**os.environ, **{f"VDP_{k.upper()}": str(v) for k, v in sub.model_dump(
-            mode="json").items() if not isinstance(v, dict)}}  # fmt: skip
-        env["VDP_CLICKHOUSE_PASSWORD"] = sub.clickhouse_password.get_secret_value()
         n = workers if name == "processor" else 1
-        try:
-            with _subject(name, sub, n, env) as pids:
-                cpu0 = cpu_seconds(pids)
-                t0 = time.monotonic()
-                publish(sub.kafka_bootstrap, topics["raw"], burst)
-                t1 = _wait_count(sub, burst_samples, 600)
-                cpu1 = cpu_seconds(pids)
-                stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
-                _wait_until_stable(sub)
-                latencies = _latencies(sub, stamps)
-        finally:
-            admin.delete_topics(list(topics.values()))
-            _drop(sub)
+        with scratch_topics(settings.kafka_bootstrap, new):
+            publish(sub.kafka_bootstrap, topics["own"], owners)
+            apply_migrations(sub)
+            try:
+                with _subject(name, sub, n) as pids:
+                    cpu0 = cpu_seconds(pids)
+                    t0 = time.monotonic()
+                    publish(sub.kafka_bootstrap, topics["raw"], burst)
+                    t1 = _wait_count(sub, burst_samples, 600)
+                    cpu1 = cpu_seconds(pids)
+                    stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
+                    _wait_until_stable(sub)
+                    latencies = _latencies(sub, stamps)
+            finally:
+                _drop(sub)
         cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu)
         print(results[name].line(), file=out, flush=True)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from benchmarks.common import frame_samples, scratch_topics, us_per_frame
 from producers.publish.faults import FaultInjector
 from producers.publish.publisher import (
     PRODUCER_DEFAULTS,
@@ -55,7 +56,7 @@ class Phase:
 
     @property
     def cpu_us_per_frame(self) -> float | None:
-        return None if self.cpu_seconds is None else self.cpu_seconds / self.frames * 1e6
+        return us_per_frame(self.cpu_seconds, self.frames)
 
     def line(self) -> str:
         text = (
@@ -81,12 +82,6 @@ class Report:
         raw = self.phases["raw produce"].cpu_us_per_frame
         real = self.phases["simulate+publish"].cpu_us_per_frame
         return None if raw is None or real is None else raw / real
-
-
-def _samples(frame: dict[str, Any]) -> int:
-    return (
-        len(frame["doubles"]) + len(frame["longs"]) + len(frame["booleans"]) + len(frame["strings"])
-    )
 
 
 def _config(cars: int, hz: int, seed: int) -> FleetConfig:
@@ -117,7 +112,7 @@ def run_benchmark(
     for emission in Simulator(_config(cars, hz, seed=1)).run():
         if emission.kind == "frame":
             frames.append(emission.record)
-            samples += _samples(emission.record)
+            samples += frame_samples(emission.record)
             if len(frames) >= _SAMPLE_FRAMES or time.perf_counter() - t0 > seconds:
                 break
     phases["simulate only"] = Phase("simulate only", len(frames), samples, time.perf_counter() - t0)
@@ -142,9 +137,7 @@ def run_benchmark(
     say(phases["simulate+encode"].line())
 
     topic = f"vdp-bench.{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
-    try:
+    with scratch_topics(bootstrap, [NewTopic(topic, partitions, 1)], keep=keep_topic):
         phases["raw produce"], raw_failed = _raw_produce(
             bootstrap, topic, encoded, seconds, per_frame
         )
@@ -158,9 +151,6 @@ def run_benchmark(
             )
             failed += sharded_failed
             say(phases[name].line())
-    finally:
-        if not keep_topic:
-            admin.delete_topics([topic])[topic].result(timeout=30)
     report = Report(phases, failed + raw_failed)
     say(f"simulate+publish / raw produce = {report.ratio:.2f} (target >= 0.50)")
     if report.cpu_ratio is not None:

@@ -29,9 +29,7 @@ def _register_produce(sub: Any) -> None:
             "ceiling), and simulator+publisher; prints the ratio (target >= 0.5)."
         ),
     )
-    bench.add_argument("--cars", type=int, default=1000)
-    bench.add_argument("--hz", type=int, default=10)
-    bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per phase")
+    _fleet_arguments(bench, seconds="wall seconds per phase")
     bench.add_argument("--partitions", type=int, default=6)
     bench.add_argument("--keep-topic", action="store_true")
     bench.add_argument(
@@ -54,14 +52,18 @@ def _register_process(sub: Any) -> None:
             "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.5)."
         ),
     )
-    bench.add_argument("--cars", type=int, default=1000)
-    bench.add_argument("--hz", type=int, default=10)
-    bench.add_argument("--seconds", type=float, default=20.0, help="simulated seconds of burst")
+    _fleet_arguments(bench, seconds="simulated seconds of burst")
     bench.add_argument("--workers", type=int, default=1)
     bench.add_argument("--partitions", type=int, default=4)
     bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
     bench.add_argument("--paced-seconds", type=float, default=10.0)
     bench.set_defaults(handler=bench_process)
+
+
+def _fleet_arguments(bench: argparse.ArgumentParser, seconds: str) -> None:
+    bench.add_argument("--cars", type=int, default=1000)
+    bench.add_argument("--hz", type=int, default=10)
+    bench.add_argument("--seconds", type=float, default=20.0, help=seconds)
 
 
 def _register_query(sub: Any) -> None:

@@ -91,20 +91,13 @@ class Demo:
         self.say("reusing the running local stack" if running else "starting the local stack …")
         self.owned_stack = not running
         self.stack.up(die_with_parent=True)
-        env = {
-            **self.stack.client_env(),
-            "VDP_DATA_DIR": str(self.stack.root),
-            "VDP_QUERY_PORT": str(self.query_port),
-            "VDP_PROCESS_WEB_PORT": str(self.web_port),
-            "PYTHONUNBUFFERED": "1",
-        }
-        # Validated (not model_copy): the strings become ports, paths and secrets.
-        self.live = Settings.model_validate(
-            {
-                **self.settings.model_dump(),
-                **{k.removeprefix("VDP_").lower(): v for k, v in env.items()},
-            }
+        self.live = self.settings.updated(
+            **self.stack.client_settings(),
+            data_dir=self.stack.root,
+            query_port=self.query_port,
+            process_web_port=self.web_port,
         )
+        env = {**self.live.environment(), "PYTHONUNBUFFERED": "1"}
         from processors.runtime.launch import apply_migrations
         from vdp.topics import ensure_topics
 

@@ -14,7 +14,7 @@ from deploy.clickhouse import EmbeddedClickHouse
 from deploy.kafka import KafkaBroker
 from deploy.process import free_port, port_open
 from vdp.errors import StackError
-from vdp.settings import Settings
+from vdp.settings import Settings, env_name
 
 
 def claim_port(host: str, port: int, variable: str) -> int:
@@ -114,15 +114,19 @@ class LocalStack:
         self.clickhouse.stop()
         self.state_file.unlink(missing_ok=True)
 
-    def client_env(self) -> dict[str, str]:
-        """The `VDP_…` settings a client needs to reach this stack."""
+    def client_settings(self) -> dict[str, str]:
+        """The settings a client needs to reach this stack, by setting name."""
         return {
-            "VDP_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
-            "VDP_CLICKHOUSE_URL": self.clickhouse.url,
-            "VDP_CLICKHOUSE_USER": self.clickhouse.user,
-            "VDP_CLICKHOUSE_PASSWORD": self.clickhouse.password,
-            "VDP_CLICKHOUSE_DATABASE": self.settings.clickhouse_database,
+            "kafka_bootstrap": self.kafka.bootstrap,
+            "clickhouse_url": self.clickhouse.url,
+            "clickhouse_user": self.clickhouse.user,
+            "clickhouse_password": self.clickhouse.password,
+            "clickhouse_database": self.settings.clickhouse_database,
         }
+
+    def client_env(self) -> dict[str, str]:
+        """`client_settings` as the `VDP_…` variables to export."""
+        return {env_name(name): value for name, value in self.client_settings().items()}
 
     def status(self) -> list[ServiceStatus]:
         kafka_up = self.kafka.running()

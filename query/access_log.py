@@ -12,26 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from schemas.tables import ACCESS_LOG
+
 log = logging.getLogger("vdp.query.access_log")
 
-COLUMNS = (
-    "at",
-    "request_id",
-    "owner_id",
-    "endpoint",
-    "vin",
-    "categories",
-    "time_from",
-    "time_to",
-    "rows",
-    "status",
-    "duration_ms",
-)
 # Beyond this many waiting entries (ClickHouse down for long) the oldest are dropped and
 # counted, rather than the service running out of memory.
 _MAX_PENDING = 1_000_000
@@ -52,13 +41,16 @@ class Entry:
     duration_ms: int
 
     def row(self) -> list[Any]:
-        return [getattr(self, c) if c != "categories" else list(self.categories) for c in COLUMNS]
+        return [
+            getattr(self, c) if c != "categories" else list(self.categories)
+            for c in ACCESS_LOG.columns
+        ]
 
 
 class AccessLogWriter:
     def __init__(
         self,
-        insert: Callable[[list[list[Any]], Sequence[str]], None],
+        insert: Callable[[list[list[Any]]], None],
         flush_seconds: float,
         batch: int,
     ) -> None:
@@ -93,7 +85,7 @@ class AccessLogWriter:
                 count = min(len(self._pending), self._batch)
                 batch = [self._pending[i] for i in range(count)]
                 try:
-                    self._insert([e.row() for e in batch], COLUMNS)
+                    self._insert([e.row() for e in batch])
                 except Exception as e:  # noqa: BLE001 - any failure: keep the rows, retry later
                     self.failures += 1
                     log.warning("access log insert of %d rows failed, will retry: %s", count, e)

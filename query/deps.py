@@ -19,6 +19,7 @@ from query.params import Selection, TimeRange, vin_or_400
 from query.problems import not_found, unauthorized
 from query.repository import Period, Repository
 from schemas.catalog import Catalog
+from schemas.tables import OPEN_END
 from vdp.settings import Settings
 
 
@@ -109,7 +110,7 @@ class Car:
 
     def owned_span(self) -> TimeRange:
         """From the first period's start to the last one's end (or the far future)."""
-        end = self.periods[-1].end or datetime(2299, 12, 31, tzinfo=self.periods[0].start.tzinfo)
+        end = self.periods[-1].end or OPEN_END
         return TimeRange(self.periods[0].start, end)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from query.auth import Principal
 from query.problems import Problem, bad_request, forbidden
 from schemas.catalog import CATEGORIES, Catalog
+from schemas.tables import EARLIEST, OPEN_END
 from schemas.vin import is_valid_vin
 
 
@@ -56,8 +57,10 @@ class TimeRange:
 
 def time_range(start: datetime, end: datetime, max_days: int) -> TimeRange:
     start, end = utc(start), utc(end)
-    if start.year < 1970 or end.year > 2299:
-        raise bad_request("invalid-time-range", "times must lie between 1970 and 2299")
+    if start < EARLIEST or end > OPEN_END:
+        raise bad_request(
+            "invalid-time-range", f"times must lie between {EARLIEST.year} and {OPEN_END.year}"
+        )
     if end <= start:
         raise bad_request("invalid-time-range", f"'to' ({end}) must be after 'from' ({start})")
     if end - start > timedelta(days=max_days):

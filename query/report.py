@@ -28,6 +28,7 @@ from query.params import Selection, TimeRange, bad_request, selection, utc
 from query.problems import PROBLEM_RESPONSES
 from query.repository import Repository, Scope
 from query.routes import Categories, owned_scope
+from schemas.tables import EARLIEST, LATEST
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -137,8 +138,10 @@ def incident_report(
             "invalid-time-range", f"before_minutes + after_minutes must be 1..{limit}"
         )
     at = utc(at)
-    if not datetime(1970, 1, 2, tzinfo=UTC) < at < datetime(2299, 1, 1, tzinfo=UTC):
-        raise bad_request("invalid-time-range", "`at` must lie between 1970 and 2299")
+    if not EARLIEST + timedelta(days=1) < at < LATEST:
+        raise bad_request(
+            "invalid-time-range", f"`at` must lie between {EARLIEST.year} and {LATEST.year}"
+        )
     sel = selection(owner, svc.catalog, categories, None)
     window = TimeRange(
         at - timedelta(minutes=before_minutes), at + timedelta(minutes=after_minutes)

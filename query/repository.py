@@ -18,6 +18,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from query.params import Selection, TimeRange
+from schemas.tables import ACCESS_LOG, LATEST
 
 _T = "DateTime64(3, 'UTC')"
 
@@ -90,10 +91,10 @@ class Repository:
     # -- ownership ---------------------------------------------------------------------
     def vehicles(self, owner: str) -> dict[str, list[Period]]:
         rows = self._rows(
-            "SELECT vin, kind, valid_from, valid_to, valid_to >= toDateTime64('2299-01-01', 3) "
+            "SELECT vin, kind, valid_from, valid_to, valid_to >= {latest:DateTime64(3, 'UTC')} "
             "FROM ownership_intervals FINAL WHERE owner_id = {owner:String} "
             "ORDER BY vin, valid_from",
-            {"owner": owner},
+            {"owner": owner, "latest": LATEST},
         )
         result: dict[str, list[Period]] = {}
         for vin, kind, start, end, is_open in rows:
@@ -105,10 +106,10 @@ class Repository:
     def periods(self, owner: str, vin: str) -> list[Period]:
         """The owner's periods with this car; empty = not theirs (or no such car)."""
         rows = self._rows(
-            "SELECT kind, valid_from, valid_to, valid_to >= toDateTime64('2299-01-01', 3) "
+            "SELECT kind, valid_from, valid_to, valid_to >= {latest:DateTime64(3, 'UTC')} "
             "FROM ownership_intervals FINAL "
             "WHERE vin = {vin:String} AND owner_id = {owner:String} ORDER BY valid_from",
-            {"owner": owner, "vin": vin},
+            {"owner": owner, "vin": vin, "latest": LATEST},
         )
         return [Period(k, _utc(s), None if o else _utc(e)) for k, s, e, o in rows]
 
@@ -194,8 +195,8 @@ class Repository:
             {"owner": owner, "start": span.start, "end": span.end, "limit": limit},
         )
 
-    def insert_access_log(self, rows: list[list[Any]], columns: Sequence[str]) -> None:
-        self.client.insert("query_access_log", rows, column_names=list(columns))
+    def insert_access_log(self, rows: list[list[Any]]) -> None:
+        self.client.insert(ACCESS_LOG.name, rows, column_names=list(ACCESS_LOG.columns))
 
     def ping(self) -> bool:
         return bool(self.client.query("SELECT 1").result_rows[0][0] == 1)

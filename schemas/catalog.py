@@ -20,15 +20,6 @@ from vdp.errors import ConfigurationError
 
 CATALOG_PATH = Path(__file__).resolve().parent / "signals.json"
 
-CATEGORIES = (
-    "driving",
-    "location",
-    "battery_charging",
-    "diagnostics",
-    "adas_camera",
-    "cabin",
-    "vehicle_state",
-)
 SENSITIVITIES = ("personal", "sensitive_personal", "service", "important")
 AVRO_TYPES = ("double", "long", "boolean", "string")
 # Which ClickHouse column types can hold each Avro type without loss of meaning.
@@ -88,11 +79,21 @@ class Signal:
         return FRAME_FIELD[self.type]
 
 
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A data category: what owners grant per token scope, and how long its data is kept."""
+
+    name: str
+    retention_days: int
+    description: str
+
+
 @dataclass(frozen=True)
 class Catalog:
     signals: Mapping[str, Signal]
     version: int
     vss_version: str
+    categories: Mapping[str, Category]
 
     def __getitem__(self, name: str) -> Signal:
         return self.signals[name]
@@ -110,12 +111,21 @@ class Catalog:
         return self.signals.get(name)
 
     def in_category(self, category: str) -> list[Signal]:
-        if category not in CATEGORIES:
+        if category not in self.categories:
             raise KeyError(f"unknown category {category!r}")
         return [s for s in self.signals.values() if s.category == category]
 
 
-def _signal(entry: Mapping[str, Any]) -> Signal:
+def _category(entry: Mapping[str, Any]) -> Category:
+    name, days = entry.get("name"), entry.get("retention_days")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise CatalogError(f"category name must be lower_snake_case: {name!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise CatalogError(f"category {name}: retention_days must be a positive whole number")
+    return Category(name, days, str(entry.get("description", "")))
+
+
+def _signal(entry: Mapping[str, Any], categories: Mapping[str, Category]) -> Signal:
     name = entry.get("name")
     if not isinstance(name, str) or not name.startswith("Vehicle."):
         raise CatalogError(f"signal name must be a VSS path starting 'Vehicle.': {name!r}")
@@ -124,8 +134,9 @@ def _signal(entry: Mapping[str, Any]) -> Signal:
         raise CatalogError(f"{name}: type {typ!r} is not one of {AVRO_TYPES}")
     if not _CLICKHOUSE_FAMILIES[typ].match(ch):
         raise CatalogError(f"{name}: ClickHouse type {ch!r} cannot hold Avro {typ}")
-    if entry.get("category") not in CATEGORIES:
-        raise CatalogError(f"{name}: category {entry.get('category')!r} not in {CATEGORIES}")
+    if entry.get("category") not in categories:
+        known = tuple(categories)
+        raise CatalogError(f"{name}: category {entry.get('category')!r} not in {known}")
     if entry.get("sensitivity") not in SENSITIVITIES:
         raise CatalogError(f"{name}: sensitivity {entry.get('sensitivity')!r} unknown")
     lo, hi = entry.get("min"), entry.get("max")
@@ -156,16 +167,29 @@ def _signal(entry: Mapping[str, Any]) -> Signal:
 
 def parse_catalog(document: Mapping[str, Any]) -> Catalog:
     """Validate a catalog document (the parsed JSON) and build the `Catalog`."""
+    categories: dict[str, Category] = {}
+    for entry in document.get("categories", []):
+        category = _category(entry)
+        if category.name in categories:
+            raise CatalogError(f"category {category.name} is defined twice")
+        categories[category.name] = category
+    if not categories:
+        raise CatalogError("the catalog defines no categories")
     signals: dict[str, Signal] = {}
     for entry in document.get("signals", []):
-        signal = _signal(entry)
+        signal = _signal(entry, categories)
         if signal.name in signals:
             raise CatalogError(f"signal {signal.name} is defined twice")
         signals[signal.name] = signal
-    missing = set(CATEGORIES) - {s.category for s in signals.values()}
+    missing = set(categories) - {s.category for s in signals.values()}
     if missing:
         raise CatalogError(f"no signal in categories {sorted(missing)}")
-    return Catalog(MappingProxyType(signals), int(document["version"]), document["vss_version"])
+    return Catalog(
+        MappingProxyType(signals),
+        int(document["version"]),
+        document["vss_version"],
+        MappingProxyType(categories),
+    )
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
@@ -180,3 +204,7 @@ def _load(path: Path) -> Catalog:
     except (OSError, ValueError) as e:
         raise CatalogError(f"cannot read the signal catalog {path}: {e}") from e
     return parse_catalog(document)
+
+
+# The data categories, in catalog order: read from the catalog file, never written in code.
+CATEGORIES: tuple[str, ...] = tuple(load_catalog().categories)

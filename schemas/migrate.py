@@ -16,26 +16,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from schemas.catalog import Catalog, load_catalog
+from schemas.tables import RETENTION_KEYS, TABLES
 from vdp.errors import ConfigurationError, TransientError
-from vdp.settings import Settings
 
 log = logging.getLogger("vdp.migrate")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "clickhouse"
 
-# Days each kind of data is kept (the TTLs), defined once with the settings
-# (VDP_RETENTION_<KEY>_DAYS). Keys: the catalog's categories plus the two operational
-# tables that hold personal data too.
-DEFAULT_RETENTION_DAYS: dict[str, int] = Settings.default_retention_days()
 
-_NOT_CATEGORIES = frozenset({"dead_letters", "access_log"})
+def default_retention_days(catalog: Catalog | None = None) -> dict[str, int]:
+    """Days each kind of data is kept (the TTLs): every catalog category's, then the two
+    operational tables that hold personal data too (`VDP_RETENTION_DAYS` overrides)."""
+    categories = (catalog or load_catalog()).categories
+    days = {name: category.retention_days for name, category in categories.items()}
+    for key, table in RETENTION_KEYS.items():
+        assert table.retention_days is not None
+        days[key] = table.retention_days
+    return days
+
+
+DEFAULT_RETENTION_DAYS: dict[str, int] = default_retention_days()
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FILE_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -158,7 +166,7 @@ def placeholders(database: str, retention: Mapping[str, int] | None = None) -> d
     values.update({f"retention_{key}_days": str(n) for key, n in days.items()})
     # For a category the TTL expression does not list yet: keep it as long as the longest
     # retention, never shorter; deleting data must be a deliberate choice.
-    longest = max(n for key, n in days.items() if key not in _NOT_CATEGORIES)
+    longest = max(n for key, n in days.items() if key not in RETENTION_KEYS)
     values["retention_default_days"] = str(longest)
     return values
 
@@ -173,6 +181,74 @@ def render(text: str, values: Mapping[str, str]) -> str:
         return values[name]
 
     return _PLACEHOLDER.sub(fill, text)
+
+
+# A statement that sets a table's TTL: its CREATE, or a later ALTER … MODIFY TTL.
+_TTL_STATEMENT = re.compile(
+    r"^(?:CREATE TABLE IF NOT EXISTS|ALTER TABLE) \{database\}\.(\w+)\b.*?\bTTL\b", re.S | re.M
+)
+_TTL_CATEGORY = re.compile(r"category = '(\w+)'")
+
+
+def category_ttl(time_column: str, categories: Iterable[str]) -> str:
+    """A per-category TTL: each category's `{retention_<name>_days}`, the longest for others.
+
+    One expression rather than one TTL rule per category, so a row of a category the
+    expression does not list yet still gets the longest retention instead of none.
+    """
+    cases = "".join(f"\n    category = '{name}', {{retention_{name}_days}}," for name in categories)
+    return (
+        f"toDateTime({time_column}) + toIntervalDay(multiIf({cases}"
+        "\n    {retention_default_days}))"
+    )
+
+
+def ttl_categories(migrations: Iterable[Migration]) -> dict[str, tuple[str, ...]]:
+    """The categories each table's newest TTL statement lists, by table name."""
+    found: dict[str, tuple[str, ...]] = {}
+    for migration in migrations:
+        for statement in split_statements(migration.text):
+            match = _TTL_STATEMENT.search(statement)
+            if match:
+                ttl = statement[match.end() :]
+                found[match.group(1)] = tuple(_TTL_CATEGORY.findall(ttl))
+    return found
+
+
+def ttl_drift(migrations: Iterable[Migration], catalog: Catalog | None = None) -> list[str]:
+    """The tables kept per category whose TTL does not list exactly the catalog's categories."""
+    categories = tuple((catalog or load_catalog()).categories)
+    listed = ttl_categories(migrations)
+    return [
+        table.name
+        for table in TABLES
+        if table.by_category and set(listed.get(table.name, ())) != set(categories)
+    ]
+
+
+def generate_ttl_migration(
+    directory: Path = MIGRATIONS_DIR, catalog: Catalog | None = None
+) -> Path | None:
+    """Write the next migration file setting every per-category table's TTL from the catalog;
+    None when the TTLs already list exactly the catalog's categories."""
+    migrations = discover(directory)
+    drifted = ttl_drift(migrations, catalog)
+    if not drifted:
+        return None
+    categories = tuple((catalog or load_catalog()).categories)
+    version = max((m.version for m in migrations), default=0) + 1
+    path = directory / f"{version:03d}_category_retention.sql"
+    lines = [
+        f"-- Generated by `vdp migrate --generate-ttl` from the catalog's categories "
+        f"({', '.join(categories)}).",
+        "-- Never edit once applied: a later catalog change generates a new file.",
+    ]
+    for table in TABLES:
+        if table.name in drifted:
+            ttl = category_ttl("event_time", categories)
+            lines.append(f"ALTER TABLE {{database}}.{table.name} MODIFY TTL {ttl};")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def plan(migrations: list[Migration], applied: Mapping[int, Applied]) -> list[Migration]:
@@ -253,6 +329,12 @@ def _migrate(
 ) -> list[str]:
     values = placeholders(database, retention)
     migrations = discover(directory)
+    drifted = ttl_drift(migrations)
+    if drifted:
+        raise MigrationError(
+            f"the TTLs of {', '.join(drifted)} do not list the catalog's categories; "
+            "run `vdp migrate --generate-ttl` and commit the new migration file"
+        )
     applied = applied_migrations(client, database)
     pending = plan(migrations, applied)
     _warn_retention_drift(migrations, applied, values)

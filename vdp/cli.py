@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     from processors.cli import register as register_processors
     from producers.cli import register as register_producers
     from query.cli import register as register_query
+    from schemas.cli import register as register_schemas
 
     register_deploy(sub)
     register_producers(sub)
+    register_schemas(sub)
     register_processors(sub)
     register_query(sub)
     register_benchmarks(sub)

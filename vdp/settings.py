@@ -6,6 +6,7 @@ components it builds; nothing reads `os.environ` deeper down.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,16 +56,13 @@ class Settings(BaseSettings):
     )
     bind_host: str = Field("127.0.0.1", description="Address local servers bind to.")
 
-    # Retention (ClickHouse TTL) per data category, in days; fixed when a table is created.
-    retention_driving_days: int = Field(365, gt=0)
-    retention_location_days: int = Field(90, gt=0, description="trajectory: sensitive, kept short")
-    retention_battery_charging_days: int = Field(365, gt=0)
-    retention_diagnostics_days: int = Field(730, gt=0)
-    retention_adas_camera_days: int = Field(180, gt=0)
-    retention_cabin_days: int = Field(30, gt=0, description="sensitive personal, kept short")
-    retention_vehicle_state_days: int = Field(365, gt=0)
-    retention_dead_letters_days: int = Field(30, gt=0)
-    retention_access_log_days: int = Field(1095, gt=0)
+    # Retention (ClickHouse TTL): the defaults are data (each category's in the signal
+    # catalog, the operational tables' in schemas/tables.py); these override them.
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='Retention overrides in days, by category or "dead_letters"/"access_log", '
+        'as JSON (e.g. {"location": 30}); fixed when a table is created.',
+    )
 
     # Owner query service (`vdp serve`, query/)
     query_port: int = Field(8080, description="Owner query service HTTP port (127.0.0.1).")
@@ -140,24 +138,26 @@ class Settings(BaseSettings):
         "the offsets are acked (0 = never).",
     )
 
-    def retention_days(self) -> dict[str, int]:
-        """Retention by key (`driving`, …, `dead_letters`, `access_log`), for the migrator."""
-        return {key: getattr(self, name) for key, name in _retention_fields().items()}
+    def environment(self) -> dict[str, str]:
+        """Every setting as the `VDP_…` variable a child process reads it back from."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            env[env_name(name)] = str(value)
+        return env
 
-    @classmethod
-    def default_retention_days(cls) -> dict[str, int]:
-        """The retention defaults, whatever the environment says."""
-        fields = cls.model_fields
-        return {key: int(fields[name].default) for key, name in _retention_fields().items()}
+    def updated(self, **values: object) -> Settings:
+        """A copy with `values` changed, validated like the environment (strings become ports,
+        paths and secrets)."""
+        return type(self).model_validate({**self.model_dump(), **values})
 
 
-def _retention_fields() -> dict[str, str]:
-    prefix, suffix = "retention_", "_days"
-    return {
-        name.removeprefix(prefix).removesuffix(suffix): name
-        for name in Settings.model_fields
-        if name.startswith(prefix) and name.endswith(suffix)
-    }
+def env_name(setting: str) -> str:
+    """The environment variable a setting is read from (`kafka_port` -> `VDP_KAFKA_PORT`)."""
+    return f"{Settings.model_config['env_prefix']}{setting.upper()}"
 
 
 @lru_cache(maxsize=1)

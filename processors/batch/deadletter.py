@@ -11,18 +11,7 @@ from typing import Any
 
 from processors.batch.records import Rejection
 from schemas.codec import AvroCodec, dead_letter_codec
-
-DEAD_LETTER_COLUMNS = (
-    "received_time",
-    "reason",
-    "detail",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-    "vin",
-    "signal",
-    "original",
-)
+from schemas.tables import DEAD_LETTERS
 
 
 def envelope(rejection: Rejection, failed_at_ms: int) -> dict[str, Any]:
@@ -67,8 +56,8 @@ def _fitting(codec: AvroCodec, record: dict[str, Any]) -> bytes:
 
 
 def dead_letter_columns(rejections: Sequence[Rejection]) -> list[list[Any]]:
-    """Column lists for `dead_letters`, in DEAD_LETTER_COLUMNS order."""
-    columns: list[list[Any]] = [[] for _ in DEAD_LETTER_COLUMNS]
+    """Column lists for `dead_letters`, in the table contract's order."""
+    columns = DEAD_LETTERS.empty()
     for r in rejections:
         record = r.record
         detail = f"{r.signal}: {r.detail}" if r.signal else r.detail

@@ -21,7 +21,7 @@ Coordinates = tuple[str, int, int]  # topic, partition, offset
 
 
 class DuplicateTracker:
-    def __init__(self, window: int = 4096) -> None:
+    def __init__(self, window: int) -> None:
         if window < 1:
             raise ValueError("the duplicate window must hold at least one seq")
         self.window = window

@@ -17,23 +17,11 @@ from typing import Any
 from processors.batch.ownership import OwnershipBook
 from processors.batch.records import ValidFrame
 from schemas.catalog import Catalog
+from schemas.tables import INCIDENTS
 
 HARD_BRAKING_MS2 = -6.0  # beyond ordinary braking (~3.5 m/s²); an emergency stop is ~8.5
 TYRE_LOW_KPA = 200  # a tyre this soft needs air before the car is driven far
 
-INCIDENT_COLUMNS = (
-    "owner_id",
-    "vin",
-    "category",
-    "kind",
-    "event_time",
-    "seq",
-    "value",
-    "detail",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-)
 _TYRES = tuple(
     f"Vehicle.Chassis.Axle.Row{r}.Wheel.{s}.Tire.Pressure"
     for r in (1, 2)
@@ -103,8 +91,8 @@ class IncidentDetector:
     _active: dict[str, dict[str, str]] = field(default_factory=dict)  # vin -> kind -> detail
 
     def detect(self, frames: Iterable[ValidFrame]) -> list[list[Any]]:
-        """Column lists (INCIDENT_COLUMNS order) of the incidents that start in `frames`."""
-        columns: list[list[Any]] = [[] for _ in INCIDENT_COLUMNS]
+        """Column lists (the table contract's order) of the incidents that start in `frames`."""
+        columns = INCIDENTS.empty()
         for valid in frames:
             frame, record = valid.frame, valid.record
             vin, t = frame["vin"], frame["event_time"]

@@ -9,12 +9,13 @@ the start, or the same event twice, yields the same book.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.tables import OPEN_END_MS, OWNERSHIP_INTERVALS
+
 NO_OWNER = ""  # stored for samples taken while nobody (known) owned the car; never served
-FAR_FUTURE_MS = 10_413_791_999_999  # 2299-12-31T23:59:59.999Z, the table's open-interval end
 
 
 @dataclass
@@ -64,15 +65,24 @@ class OwnershipBook:
         return history.owners[index] if index >= 0 else NO_OWNER
 
     def intervals(self, vin: str) -> list[tuple[str, str, str, int, int, int, int]]:
-        """The car's rows for `ownership_intervals`: (vin, owner_id, kind, valid_from,
-        valid_to, event_partition, event_offset); the last one is open (far future)."""
+        """The car's rows for `ownership_intervals`, in the table contract's column order;
+        the last one is open (it ends at OPEN_END_MS)."""
         history = self._cars.get(vin)
         if history is None:
             return []
-        ends = [*history.starts[1:], FAR_FUTURE_MS]
+        ends = [*history.starts[1:], OPEN_END_MS]
         return [
             (vin, owner, kind, start, end, history.partition, history.offset)
             for start, end, owner, kind in zip(
                 history.starts, ends, history.owners, history.kinds, strict=True
             )
         ]
+
+    def interval_columns(self, vins: Iterable[str]) -> list[list[Any]]:
+        """The `ownership_intervals` column lists of the cars `vins`."""
+        columns = OWNERSHIP_INTERVALS.empty()
+        for vin in vins:
+            for row in self.intervals(vin):
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
+        return columns

@@ -1,8 +1,9 @@
 """One batch's way through: validate → tag → dead letters out → samples in, retried until
 written. Returns only when everything is stored, which is when the caller may ack.
 
-No Faust here (the agent in `processors.runtime.app` hands over `RawRecord`s), so the same path
-runs under the benchmark and in tests.
+No Faust, Kafka or ClickHouse here (the runtime hands over `RawRecord`s and the writers
+sit behind the `Sink` and `DeadLetters` contracts), so the same path runs under the
+benchmark and in tests.
 """
 
 from __future__ import annotations
@@ -17,16 +18,12 @@ from dataclasses import dataclass
 from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
-from processors.batch.records import RawRecord
+from processors.batch.outputs import DeadLetters, Sink
+from processors.batch.records import RawRecord, Rejection
+from processors.batch.retry import Backoff, batch_token, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Validator
-from processors.writers.sink import (
-    Backoff,
-    ClickHouseWriter,
-    DeadLetterProducer,
-    batch_token,
-    retrying,
-)
+from schemas.tables import DEAD_LETTERS, INCIDENTS, SAMPLES
 
 log = logging.getLogger("vdp.process")
 
@@ -44,8 +41,8 @@ class Pipeline:
         validator: Validator,
         tagger: Tagger,
         incidents: IncidentDetector,
-        writer: ClickHouseWriter,
-        dlq: DeadLetterProducer,
+        sink: Sink,
+        dlq: DeadLetters,
         metrics: Metrics,
         health: Health,
         backoff: Backoff,
@@ -54,7 +51,7 @@ class Pipeline:
         self.validator = validator
         self.tagger = tagger
         self.incidents = incidents
-        self.writer = writer
+        self.sink = sink
         self.dlq = dlq
         self.metrics = metrics
         self.health = health
@@ -74,29 +71,13 @@ class Pipeline:
         failed = self.record_failure
         if result.rejections:
             envelopes = encode_envelopes(result.rejections, now_ms)
-            columns = dead_letter_columns(result.rejections)
             await retrying(
                 "dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed
             )
-            await retrying(
-                "dead_letters insert",
-                lambda: self.writer.dead_letters(columns, token),
-                self.backoff,
-                failed,
-            )
-        await retrying(
-            "samples insert",
-            lambda: self.writer.samples(samples.columns, token),
-            self.backoff,
-            failed,
-        )
-        if incidents[0]:
-            await retrying(
-                "incidents insert",
-                lambda: self.writer.incidents(incidents, token),
-                self.backoff,
-                failed,
-            )
+            self.sink.add(DEAD_LETTERS, dead_letter_columns(result.rejections))
+        self.sink.add(SAMPLES, samples.columns)
+        self.sink.add(INCIDENTS, incidents)
+        await retrying("clickhouse insert", lambda: self.sink.flush(token), self.backoff, failed)
         self.inserts += 1
         if self.inserts == self.crash_after_inserts:
             # Fault injection (VDP_PROCESS_CRASH_AFTER_INSERTS): die the hard way after the
@@ -116,7 +97,7 @@ class Pipeline:
         unowned: int,
         flagged: int,
         stored: int,
-        rejections: list,
+        rejections: list[Rejection],
     ) -> None:
         m = self.metrics
         m.records_in.inc(len(records))
@@ -124,9 +105,9 @@ class Pipeline:
         m.unowned.inc(unowned)
         m.flagged.inc(flagged)
         m.batch_size.observe(len(records))
-        m.insert_seconds.observe(self.writer.last_insert_seconds)
-        for r in rejections:
-            m.dead_letters.labels(str(r.reason)).inc()
+        m.insert_seconds.observe(self.sink.last_insert_seconds)
+        for rejection in rejections:
+            m.dead_letters.labels(str(rejection.reason)).inc()
         for r in records:
             key = (r.topic, r.partition)
             if r.offset > self.done.get(key, -1):

@@ -16,29 +16,14 @@ from processors.batch.quality import JumpDetector
 from processors.batch.records import ValidFrame
 from processors.batch.validate import MAPS
 from schemas.catalog import Catalog
-
-SAMPLE_COLUMNS = (
-    "owner_id",
-    "vin",
-    "category",
-    "signal",
-    "event_time",
-    "seq",
-    "value_num",
-    "value_str",
-    "quality",
-    "sensitivity",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-)
+from schemas.tables import SAMPLES
 
 
 @dataclass
 class SampleColumns:
-    """Column-oriented rows for `samples`, in SAMPLE_COLUMNS order."""
+    """Column-oriented rows for `samples`, in the table contract's order."""
 
-    columns: list[list[Any]] = field(default_factory=lambda: [[] for _ in SAMPLE_COLUMNS])
+    columns: list[list[Any]] = field(default_factory=SAMPLES.empty)
     unowned: int = 0  # samples tagged with no owner (kept, never served)
     flagged: int = 0  # samples with a quality flag
 

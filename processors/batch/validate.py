@@ -24,6 +24,7 @@ from schemas.catalog import FRAME_FIELD, Catalog, Signal
 from schemas.codec import AvroCodec
 from schemas.errors import DecodeError, ReasonCode
 from schemas.vin import is_valid_vin
+from vdp.settings import Settings
 
 MAPS = tuple(FRAME_FIELD.values())  # doubles, longs, booleans, strings
 
@@ -32,8 +33,15 @@ MAPS = tuple(FRAME_FIELD.values())  # doubles, longs, booleans, strings
 class Limits:
     """How far from the clock an event time may be."""
 
-    max_future_ms: int = 300_000
-    max_age_ms: int = 730 * 86_400_000
+    max_future_ms: int
+    max_age_ms: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_future_ms=settings.process_max_future_seconds * 1000,
+            max_age_ms=settings.process_max_age_days * 86_400_000,
+        )
 
 
 class Validator:
@@ -43,13 +51,13 @@ class Validator:
         self,
         codec: AvroCodec,
         catalog: Catalog,
-        limits: Limits | None = None,
-        duplicates: DuplicateTracker | None = None,
+        limits: Limits,
+        duplicates: DuplicateTracker,
     ) -> None:
         self.codec = codec
         self.catalog = catalog
-        self.limits = limits or Limits()
-        self.duplicates = duplicates or DuplicateTracker()
+        self.limits = limits
+        self.duplicates = duplicates
         # Per map, name -> signal of that type, so the per-sample test is one dict lookup;
         # numeric maps keep (min, max) for an inline comparison (the hot path).
         self._by_map: dict[str, dict[str, Signal]] = {m: {} for m in MAPS}

@@ -28,13 +28,16 @@ from processors.batch.metrics import Health, Metrics
 from processors.batch.ownership import OwnershipBook
 from processors.batch.pipeline import Pipeline
 from processors.batch.records import RawRecord
+from processors.batch.retry import Backoff, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Limits, Validator
 from processors.runtime.faustapp import App
 from processors.runtime.ownership_reader import OwnershipReader
-from processors.writers.sink import Backoff, ClickHouseWriter, DeadLetterProducer, retrying
+from processors.writers.clickhouse import ClickHouseSink
+from processors.writers.deadletters import DeadLetterProducer
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
+from schemas.tables import OWNERSHIP_INTERVALS
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -50,23 +53,20 @@ class Worker:
         self.metrics = Metrics()
         self.health = Health()
         self.book = OwnershipBook()
-        self.backoff = Backoff(most=settings.process_retry_max_seconds)
-        limits = Limits(
-            max_future_ms=settings.process_max_future_seconds * 1000,
-            max_age_ms=settings.process_max_age_days * 86_400_000,
-        )
+        self.backoff = backoff(settings)
+        limits = Limits.from_settings(settings)
         duplicates = DuplicateTracker(settings.process_dedupe_window)
         validator = Validator(telemetry_codec(), catalog, limits, duplicates)
-        # Two clients: the agent's and the ownership task's inserts run in threads at once.
-        self.writer = ClickHouseWriter(clickhouse_client(settings, database), database)
-        self.interval_writer = ClickHouseWriter(clickhouse_client(settings, database), database)
+        # Two sinks: the agent's and the ownership task's inserts run in threads at once.
+        self.sink = ClickHouseSink(clickhouse_client(settings, database), database)
+        self.interval_sink = ClickHouseSink(clickhouse_client(settings, database), database)
         self.dlq = DeadLetterProducer(settings.kafka_bootstrap, settings.topic_dlq)
         self.reader = OwnershipReader(settings.kafka_bootstrap, settings.topic_ownership, self.book)
         self.pipeline = Pipeline(
             validator,
             Tagger(catalog, self.book),
             IncidentDetector(catalog, self.book),
-            self.writer,
+            self.sink,
             self.dlq,
             self.metrics,
             self.health,
@@ -76,9 +76,12 @@ class Worker:
 
     async def write_intervals(self, vins: list[str]) -> None:
         self.metrics.ownership_vins.set(len(self.book))
+        # No token: the rows are replaced by (vin, valid_from) with event_offset as their
+        # version, so sending them again is harmless.
+        self.interval_sink.add(OWNERSHIP_INTERVALS, self.book.interval_columns(vins))
         await retrying(
             "ownership_intervals insert",
-            lambda: self.interval_writer.intervals(self.book, vins),
+            lambda: self.interval_sink.flush(None),
             self.backoff,
             self.pipeline.record_failure,
         )
@@ -96,6 +99,11 @@ class Worker:
         self.health.ownership_ready = True
         if not await self.reader.caught_up():
             log.warning("ownership book still behind the topic after 30 s; tagging anyway")
+
+
+def backoff(settings: Settings) -> Backoff:
+    """Retries start fast (a blip) and back off to the configured longest wait."""
+    return Backoff(first=0.2, most=settings.process_retry_max_seconds)
 
 
 def to_record(message: Any) -> RawRecord:

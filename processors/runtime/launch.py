@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from types import FrameType
 
 from schemas.migrate import migrate
@@ -28,7 +27,7 @@ def apply_migrations(settings: Settings) -> list[str]:
     """`vdp process` applies pending migrations at start: idempotent, and race-safe."""
     client = clickhouse_client(settings)
     try:
-        return migrate(client, settings.clickhouse_database, settings.retention_days())
+        return migrate(client, settings.clickhouse_database, settings.retention_days)
     finally:
         client.close()
 
@@ -50,11 +49,9 @@ def worker_command(web_port: int, loglevel: str = "info") -> list[str]:
     ]
 
 
-def run_workers(
-    settings: Settings, workers: int, env: Mapping[str, str] | None = None, loglevel: str = "info"
-) -> int:
+def run_workers(settings: Settings, workers: int, loglevel: str = "info") -> int:
     """Start `workers` processes and wait for them; the worst exit code."""
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**os.environ, **settings.environment()}
     procs = [
         subprocess.Popen(
             worker_command(settings.process_web_port + i, loglevel),

@@ -11,8 +11,7 @@ import logging
 import sys
 import time
 
-from processors.runtime.app import Worker, build_app
-from processors.writers.sink import Backoff
+from processors.runtime.app import Worker, backoff, build_app
 from vdp.errors import TransientError
 from vdp.settings import Settings, get_settings
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _worker(settings: Settings) -> Worker:
     """Build the worker's clients, waiting for ClickHouse if it is not up yet."""
-    delays = Backoff(most=settings.process_retry_max_seconds).delays()
+    delays = backoff(settings).delays()
     while True:
         try:
             return Worker(settings)

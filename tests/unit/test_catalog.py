@@ -81,6 +81,30 @@ def test_sensitivity_follows_the_category() -> None:
         assert signal.sensitivity == SENSITIVITY[signal.category], signal.name
 
 
+def test_categories_are_catalog_data_with_a_retention_each() -> None:
+    catalog = load_catalog()
+    assert CATEGORIES == tuple(catalog.categories)
+    assert catalog.categories["location"].retention_days == 90
+    assert catalog.categories["cabin"].retention_days == 30
+
+
+def test_a_category_added_to_the_catalog_is_known_without_code(tmp_path: Path) -> None:
+    document = _document()
+    document["categories"].append({"name": "towing", "retention_days": 60})
+    document["signals"].append(
+        {
+            "name": "Vehicle.Trailer.IsConnected",
+            "type": "boolean",
+            "clickhouse_type": "Bool",
+            "category": "towing",
+            "sensitivity": "personal",
+        }
+    )
+    catalog = parse_catalog(document)
+    assert "towing" in catalog.categories
+    assert [s.name for s in catalog.in_category("towing")] == ["Vehicle.Trailer.IsConnected"]
+
+
 def test_catalog_is_loaded_once() -> None:
     assert load_catalog() is load_catalog()
 
@@ -106,6 +130,10 @@ def _broken(change: Any) -> dict[str, Any]:
             lambda d: d.update(signals=[s for s in d["signals"] if s["category"] != "cabin"]),
             "cabin",
         ),
+        (lambda d: d["categories"].append(dict(d["categories"][0])), "defined twice"),
+        (lambda d: d["categories"][0].update(retention_days=0), "retention_days"),
+        (lambda d: d["categories"][0].update(name="Driving Data"), "lower_snake_case"),
+        (lambda d: d.update(categories=[]), "no categories"),
     ],
 )
 def test_inconsistent_catalog_is_refused(change: Any, message: str) -> None:

@@ -8,12 +8,18 @@ all the hand-off touches; the real Faust consumer runs it in the pipeline tests.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import inspect
+import re
+from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from mode import Service
 from mode.utils.locks import Event
+from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlQueue
 
 from processors.runtime.faustapp import App, FlowControl, eager_consumer, resume
@@ -177,3 +183,44 @@ def test_the_app_uses_both_fixes() -> None:
     consumer_class = app.transport.Consumer
     assert issubclass(consumer_class, AIOKafkaConsumer)
     assert consumer_class.wait_first is not AIOKafkaConsumer.wait_first
+
+
+# -- the seam's guard: the library code both fixes depend on, read from the installed code.
+# A version bump that changes any of it fails here, not silently in production.
+
+
+def _pins() -> dict[str, str]:
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    return dict(re.findall(r'"(faust-streaming|mode-streaming)==([0-9.]+)"', text))
+
+
+def test_faust_and_mode_are_pinned_exactly_and_installed_at_the_pins() -> None:
+    pins = _pins()
+    assert set(pins) == {"faust-streaming", "mode-streaming"}, pins
+    for name, version in pins.items():
+        assert importlib.metadata.version(name) == version, name
+
+
+def test_faust_still_hands_each_message_over_through_wait_first_with_suspend_flow() -> None:
+    from faust.transport.consumer import Consumer
+
+    source = inspect.getsource(Consumer._drain_messages)
+    hand_off = r"await self\.wait_first\(\s*callback\(message\), self\.suspend_flow\.wait\(\)"
+    assert re.search(hand_off, source), "Faust's message hand-off changed: review faustapp.py"
+
+
+def test_modes_resume_still_clears_every_queue_and_faust_still_calls_it_after_recovery() -> None:
+    from faust.tables.recovery import Recovery
+    from mode.utils.queues import FlowControlEvent
+
+    resume_source = inspect.getsource(FlowControlEvent.resume)
+    assert "self.clear()" in resume_source
+    assert "queue.clear()" in inspect.getsource(FlowControlEvent.clear)
+    assert "flow_control.resume()" in inspect.getsource(Recovery.on_recovery_completed)
+    assert "def is_active" in inspect.getsource(FlowControlEvent)
+
+
+def test_the_app_s_hooks_are_still_faust_s_own_extension_points() -> None:
+    base_transport = inspect.getsource(faust.App._new_transport)
+    assert "transport.by_url" in base_transport
+    assert isinstance(inspect.getattr_static(faust.App, "flow_control"), cached_property)

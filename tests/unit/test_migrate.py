@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.cli import register
+from schemas.catalog import CATALOG_PATH, Catalog, load_catalog, parse_catalog
+from schemas.cli import register
 from schemas.migrate import (
     DEFAULT_RETENTION_DAYS,
+    MIGRATIONS_DIR,
     Applied,
     Migration,
     MigrationError,
     checksum,
     discover,
+    generate_ttl_migration,
     placeholders,
     plan,
     render,
     retention_days,
     split_statements,
+    ttl_categories,
+    ttl_drift,
     validate_identifier,
 )
+from schemas.tables import RETENTION_KEYS, TABLES
 from vdp.settings import Settings
 
 
@@ -223,11 +231,57 @@ def test_vdp_migrate_parses_dry_run() -> None:
     assert parser.parse_args(["migrate"]).dry_run is False
 
 
-def test_retention_settings_cover_every_key_the_migrator_knows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("VDP_RETENTION_CABIN_DAYS", "7")
-    days = Settings().retention_days()
-    assert set(days) == set(DEFAULT_RETENTION_DAYS)
-    assert days["cabin"] == 7
+def test_retention_overrides_come_from_one_json_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VDP_RETENTION_DAYS", '{"cabin": 7}')
+    overrides = Settings().retention_days
+    assert overrides == {"cabin": 7}
+    assert placeholders("vdp", overrides)["retention_cabin_days"] == "7"
     assert DEFAULT_RETENTION_DAYS["cabin"] == 30
+
+
+def test_retention_keys_are_the_catalog_categories_and_the_operational_tables() -> None:
+    catalog = load_catalog()
+    assert set(DEFAULT_RETENTION_DAYS) == {*catalog.categories, *RETENTION_KEYS}
+    for name, category in catalog.categories.items():
+        assert DEFAULT_RETENTION_DAYS[name] == category.retention_days
+
+
+def test_the_ttls_in_the_ddl_list_exactly_the_catalog_categories() -> None:
+    listed = ttl_categories(discover())
+    per_category = [t.name for t in TABLES if t.by_category]
+    assert per_category == ["samples", "incidents"]
+    for table in per_category:
+        assert set(listed[table]) == set(load_catalog().categories), table
+    assert ttl_drift(discover()) == []
+
+
+def _with_category(name: str) -> Catalog:
+    document = json.loads(CATALOG_PATH.read_text())
+    document["categories"].append({"name": name, "retention_days": 60})
+    document["signals"].append(
+        {
+            "name": "Vehicle.Trailer.IsConnected",
+            "type": "boolean",
+            "clickhouse_type": "Bool",
+            "category": name,
+            "sensitivity": "personal",
+        }
+    )
+    return parse_catalog(document)
+
+
+def test_a_new_category_needs_a_generated_ttl_migration(tmp_path: Path) -> None:
+    shutil.copytree(MIGRATIONS_DIR, tmp_path / "ddl")
+    catalog = _with_category("towing")
+    assert ttl_drift(discover(tmp_path / "ddl"), catalog) == ["samples", "incidents"]
+    path = generate_ttl_migration(tmp_path / "ddl", catalog)
+    assert path is not None and path.name.endswith("_category_retention.sql")
+    migrations = discover(tmp_path / "ddl")
+    assert migrations[-1].name == path.name
+    assert ttl_drift(migrations, catalog) == []
+    assert "towing" in ttl_categories(migrations)["samples"]
+    assert generate_ttl_migration(tmp_path / "ddl", catalog) is None  # nothing left to do
+    days = {**DEFAULT_RETENTION_DAYS, "towing": 60}
+    values = placeholders("vdp", None) | {"retention_towing_days": str(days["towing"])}
+    for statement in split_statements(path.read_text()):
+        assert "{" not in render(statement, values)

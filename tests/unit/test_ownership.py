@@ -7,8 +7,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.batch.ownership import FAR_FUTURE_MS, NO_OWNER, OwnershipBook
+from processors.batch.ownership import NO_OWNER, OwnershipBook
 from producers.sim.fleet import OwnershipPeriod, owner_at, ownership_records
+from schemas.tables import OPEN_END_MS
 
 VIN = "LRWABCDE0N1234567"
 TIMELINE = [
@@ -57,7 +58,7 @@ def test_intervals_close_each_period_at_the_next_and_leave_the_last_open() -> No
     assert book.intervals(VIN) == [
         (VIN, "alice", "delivered", 1_000, 5_000, 3, 42),
         (VIN, "bob", "transferred", 5_000, 9_000, 3, 42),
-        (VIN, NO_OWNER, "returned", 9_000, FAR_FUTURE_MS, 3, 42),
+        (VIN, NO_OWNER, "returned", 9_000, OPEN_END_MS, 3, 42),
     ]
 
 

@@ -71,7 +71,7 @@ def test_access_log_keeps_entries_when_an_insert_fails_and_writes_them_on_close(
     written: list[list[object]] = []
     failing = [True]
 
-    def insert(rows: list[list[object]], columns: object) -> None:
+    def insert(rows: list[list[object]]) -> None:
         if failing[0]:
             raise ConnectionError("ClickHouse down")
         written.extend(rows)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.batch.deadletter import DEAD_LETTER_COLUMNS, dead_letter_columns, encode_envelopes
+from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.ownership import OwnershipBook
 from processors.batch.quality import JUMP
 from processors.batch.records import RawRecord, Rejection, ValidFrame
-from processors.batch.tag import SAMPLE_COLUMNS, Tagger
+from processors.batch.tag import Tagger
 from producers.sim.fleet import OwnershipPeriod, ownership_records
 from schemas.catalog import load_catalog
 from schemas.codec import dead_letter_codec
 from schemas.errors import ReasonCode
+from schemas.tables import DEAD_LETTERS, SAMPLES
 
 VIN = "LRWABCDE0N1234567"
 RAW = RawRecord(VIN.encode(), b"bytes", "telemetry.raw", 2, 77, 123)
@@ -54,7 +55,7 @@ def test_samples_get_owner_at_their_time_and_catalog_labels() -> None:
         ),
     ]
     out = Tagger(catalog, book()).tag(frames)
-    got = rows(out.columns, SAMPLE_COLUMNS)
+    got = rows(out.columns, SAMPLES.columns)
     assert [(r["owner_id"], r["signal"]) for r in got] == [
         ("alice", "Vehicle.CurrentLocation.Latitude"),
         ("bob", "Vehicle.IsMoving"),
@@ -78,7 +79,7 @@ def test_rejected_samples_are_left_out_and_unowned_ones_counted() -> None:
         )
     ]
     out = Tagger(load_catalog(), OwnershipBook()).tag(frames)
-    assert out.columns[SAMPLE_COLUMNS.index("signal")] == ["Vehicle.Exterior.AirTemperature"]
+    assert out.columns[SAMPLES.columns.index("signal")] == ["Vehicle.Exterior.AirTemperature"]
     assert out.unowned == 1 and len(out) == 1
 
 
@@ -105,7 +106,7 @@ def test_an_implausible_speed_jump_is_flagged_not_dropped() -> None:
         ),
     ]
     out = Tagger(load_catalog(), book()).tag(frames)
-    assert out.columns[SAMPLE_COLUMNS.index("quality")] == [0, 0, JUMP, 0, 0, JUMP, JUMP]
+    assert out.columns[SAMPLES.columns.index("quality")] == [0, 0, JUMP, 0, 0, JUMP, JUMP]
     assert out.flagged == 3
 
 
@@ -120,7 +121,7 @@ def test_dead_letters_keep_original_bytes_reason_and_coordinates() -> None:
         77,
         "Vehicle.Speed",
     )
-    [row] = rows(dead_letter_columns([rejection]), DEAD_LETTER_COLUMNS)
+    [row] = rows(dead_letter_columns([rejection]), DEAD_LETTERS.columns)
     assert row["original"] == b"bytes" and row["received_time"] == 123
     assert row["detail"] == "Vehicle.Speed: too fast"
     assert row["signal"] == "Vehicle.Speed"

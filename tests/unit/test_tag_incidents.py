@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.batch.incidents import INCIDENT_COLUMNS, IncidentDetector
+from processors.batch.incidents import IncidentDetector
 from processors.batch.ownership import OwnershipBook
 from processors.batch.records import RawRecord, ValidFrame
 from producers.sim.fleet import OwnershipPeriod, ownership_records
 from schemas.catalog import load_catalog
+from schemas.tables import INCIDENTS
 
 VIN = "LRWABCDE0N1234567"
 RAW = RawRecord(VIN.encode(), b"", "raw", 0, 5, 0)
@@ -27,7 +28,7 @@ def detector() -> IncidentDetector:
 
 
 def rows(columns: list[list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(INCIDENT_COLUMNS, r, strict=True)) for r in zip(*columns, strict=True)]
+    return [dict(zip(INCIDENTS.columns, r, strict=True)) for r in zip(*columns, strict=True)]
 
 
 def accel(a: float, abs_on: bool = False) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 from schemas.errors import ReasonCode
 from schemas.vin import random_vin
+from vdp.settings import Settings
 
 NOW = 1_767_225_600_000  # the simulator's default start
 VIN = random_vin(random.Random(1))
@@ -42,6 +43,9 @@ def raw(value: bytes, offset: int = 0, partition: int = 0, key: bytes = VIN.enco
 
 
 def validator(**kw: Any) -> Validator:
+    settings = Settings()
+    kw.setdefault("limits", Limits.from_settings(settings))
+    kw.setdefault("duplicates", DuplicateTracker(settings.process_dedupe_window))
     return Validator(telemetry_codec(), load_catalog(), **kw)
 
 

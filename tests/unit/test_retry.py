@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from clickhouse_connect.driver.exceptions import OperationalError
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.batch.records import RawRecord
-from processors.writers.sink import Backoff, batch_token, retrying
+from processors.batch.retry import Backoff, batch_token, retrying
+from vdp.errors import TransientError
 
 
 def rec(partition: int, offset: int, topic: str = "raw") -> RawRecord:
@@ -39,7 +40,7 @@ def test_retrying_keeps_trying_until_the_write_succeeds() -> None:
     async def attempt() -> str:
         calls.append(1)
         if len(calls) < 4:
-            raise OperationalError("connection refused")
+            raise TransientError("connection refused")
         return "written"
 
     result = asyncio.run(
@@ -47,3 +48,11 @@ def test_retrying_keeps_trying_until_the_write_succeeds() -> None:
     )
     assert result == "written"
     assert len(calls) == 4 and failures == ["insert"] * 3
+
+
+def test_retrying_lets_an_error_that_is_not_transient_through() -> None:
+    async def attempt() -> str:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        asyncio.run(retrying("insert", attempt, Backoff(first=0.001, most=0.002)))

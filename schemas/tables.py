@@ -1,0 +1,111 @@
+"""The table contract: which columns of each ClickHouse table the platform writes, in order.
+
+The DDL in `schemas/clickhouse/` creates the tables; this module is the one place code
+names their columns (writers build column lists in these orders, readers insert with
+these names). `tests/integration/test_tables.py` checks it against the live tables that
+the migrations create, so a column renamed in a migration and not here fails a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# The end of an interval that is still open (the current owner), as the DDL's DEFAULT of
+# `ownership_intervals.valid_to` writes it. Times at or after it are never a sample's.
+OPEN_END = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+OPEN_END_MS = 10_413_791_999_999
+# The last moment a request may name: anything later cannot be told from "still open".
+LATEST = datetime(2299, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]  # written by the platform, in this order; the rest have defaults
+    retention_days: int | None = None  # the TTL default of a table kept apart from categories
+    by_category: bool = False  # its TTL is per data category (the catalog's retention)
+
+    def empty(self) -> list[list[Any]]:
+        """One empty list per column, for column-oriented inserts."""
+        return [[] for _ in self.columns]
+
+
+SAMPLES = Table(
+    "samples",
+    (
+        "owner_id",
+        "vin",
+        "category",
+        "signal",
+        "event_time",
+        "seq",
+        "value_num",
+        "value_str",
+        "quality",
+        "sensitivity",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+    ),
+    by_category=True,
+)
+OWNERSHIP_INTERVALS = Table(
+    "ownership_intervals",
+    ("vin", "owner_id", "kind", "valid_from", "valid_to", "event_partition", "event_offset"),
+)
+INCIDENTS = Table(
+    "incidents",
+    (
+        "owner_id",
+        "vin",
+        "category",
+        "kind",
+        "event_time",
+        "seq",
+        "value",
+        "detail",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+    ),
+    by_category=True,
+)
+DEAD_LETTERS = Table(
+    "dead_letters",
+    (
+        "received_time",
+        "reason",
+        "detail",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "vin",
+        "signal",
+        "original",
+    ),
+    retention_days=30,
+)
+ACCESS_LOG = Table(
+    "query_access_log",
+    (
+        "at",
+        "request_id",
+        "owner_id",
+        "endpoint",
+        "vin",
+        "categories",
+        "time_from",
+        "time_to",
+        "rows",
+        "status",
+        "duration_ms",
+    ),
+    retention_days=1095,
+)
+
+TABLES = (SAMPLES, OWNERSHIP_INTERVALS, INCIDENTS, DEAD_LETTERS, ACCESS_LOG)
+# Retention keys of the tables whose TTL is their own (`VDP_RETENTION_DAYS`), by table.
+RETENTION_KEYS = {"dead_letters": DEAD_LETTERS, "access_log": ACCESS_LOG}

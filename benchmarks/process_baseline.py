@@ -10,9 +10,9 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from processors.batch.tag import SAMPLE_COLUMNS
 from processors.batch.validate import MAPS
 from schemas.codec import telemetry_codec
+from schemas.tables import SAMPLES
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import get_settings
 
@@ -20,7 +20,7 @@ from vdp.settings import get_settings
 def columns_of(messages: list[Any]) -> list[list[Any]]:
     """The samples of the decoded frames as columns, with empty owner/category/sensitivity."""
     decode = telemetry_codec().decode
-    cols: list[list[Any]] = [[] for _ in SAMPLE_COLUMNS]
+    cols: list[list[Any]] = SAMPLES.empty()
     (owners, vins, categories, signals, times, seqs, nums, strs, quality, sens, topics,
      partitions, offsets) = cols  # fmt: skip
     for m in messages:
@@ -69,7 +69,7 @@ def main() -> None:
         client.insert(
             "samples",
             columns_of(messages),
-            column_names=list(SAMPLE_COLUMNS),
+            column_names=list(SAMPLES.columns),
             column_oriented=True,
             settings={"async_insert": 0},
         )

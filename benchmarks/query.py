@@ -185,7 +185,7 @@ def main(
     from vdp.clickhouse import clickhouse_client
 
     database = settings.clickhouse_database
-    migrate(clickhouse_client(settings), database, settings.retention_days())
+    migrate(clickhouse_client(settings), database, settings.retention_days)
     # session-less: the floor runs from several threads
     client = clickhouse_client(settings, database, shared=True)
     rows = int(client.query("SELECT count() FROM samples").result_rows[0][0])

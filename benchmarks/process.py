@@ -33,10 +33,11 @@ from confluent_kafka.admin import NewTopic
 
 from benchmarks.common import frame_samples, p50_p99, scratch_topics, us_per_frame
 from deploy.process import free_port
-from processors.runtime.launch import apply_migrations, worker_command
+from processors.runtime.launch import worker_command
 from producers.sim.fleet import FleetConfig
 from producers.sim.simulator import Simulator
 from schemas.codec import ownership_codec, telemetry_codec
+from schemas.migrate import apply_migrations
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -177,17 +178,10 @@ def web_ports(first: int, workers: int) -> list[int]:
     return ports
 
 
-def _environment(settings: Settings) -> dict[str, str]:
-    env = {**os.environ, **{f"VDP_{k.upper()}": str(v) for k, v in settings.model_dump(
-        mode="json").items() if not isinstance(v, dict)}}  # fmt: skip
-    env["VDP_CLICKHOUSE_PASSWORD"] = settings.clickhouse_password.get_secret_value()
-    return env
-
-
 @contextlib.contextmanager
 def _subject(name: str, settings: Settings, workers: int) -> Iterator[list[int]]:
     """Run the subject's processes until the block ends; yields their pids."""
-    env = _environment(settings)
+    env = {**os.environ, **settings.environment()}
     ports = web_ports(settings.process_web_port, workers)
     if name == "baseline":
         argvs = [[sys.executable, "-m", "benchmarks.process_baseline"]]

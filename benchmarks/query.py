@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -23,12 +22,13 @@ from datetime import timedelta
 
 import httpx
 
+from benchmarks.common import p50_p99
 from benchmarks.query_data import HOUR_START, MONTH, MONTH_START, fleet
-from query.auth import mint_token
 from query.params import Selection, TimeRange
 from query.repository import Repository, Scope
 from vdp.errors import StackError
 from vdp.settings import Settings
+from vdp.tokens import mint_token
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,15 @@ class Result:
     seconds: float
 
     def line(self) -> str:
-        lat = sorted(self.latencies)
-        p50 = statistics.median(lat) * 1000
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-        rps = len(lat) / self.seconds
+        p50, p99 = p50_p99(self.latencies)
         return (
-            f"{self.name:<46} n={len(lat):>5}  p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  "
-            f"{rps:7.1f} req/s"
+            f"{self.name:<46} n={len(self.latencies):>5}  p50 {p50 * 1000:8.1f} ms  "
+            f"p99 {p99 * 1000:8.1f} ms  {self.rps:7.1f} req/s"
         )
 
     @property
     def p50(self) -> float:
-        return statistics.median(self.latencies)
+        return p50_p99(self.latencies)[0]
 
     @property
     def rps(self) -> float:
@@ -84,13 +81,7 @@ def load(name: str, call: Callable[[], object], threads: int, seconds: float, co
 @contextmanager
 def served(settings: Settings, port: int) -> Iterator[str]:
     """A `vdp serve` process on `port`, stopped afterwards."""
-    env = os.environ | {
-        "VDP_QUERY_PORT": str(port),
-        "VDP_CLICKHOUSE_URL": settings.clickhouse_url,
-        "VDP_CLICKHOUSE_USER": settings.clickhouse_user,
-        "VDP_CLICKHOUSE_PASSWORD": settings.clickhouse_password.get_secret_value(),
-        "VDP_CLICKHOUSE_DATABASE": settings.clickhouse_database,
-    }
+    env = os.environ | settings.updated(query_port=port).environment()
     proc = subprocess.Popen(
         [sys.executable, "-m", "vdp.cli", "serve", "--log-level", "warning"], env=env
     )

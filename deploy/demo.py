@@ -98,7 +98,7 @@ class Demo:
             process_web_port=self.web_port,
         )
         env = {**self.live.environment(), "PYTHONUNBUFFERED": "1"}
-        from processors.runtime.launch import apply_migrations
+        from schemas.migrate import apply_migrations
         from vdp.topics import ensure_topics
 
         # The demo says in one line what the migrator logs per file.
@@ -211,7 +211,7 @@ class Demo:
         return True
 
     def _show_owner(self, car: st.Car) -> None:
-        from query.auth import mint_token
+        from vdp.tokens import mint_token
 
         token = mint_token(self.live, car.owner, list(CATEGORIES), ttl_seconds=24 * 3600)
         lines = [

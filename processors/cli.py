@@ -43,7 +43,8 @@ def _register_process(sub: Any) -> None:
 
 
 def process(args: argparse.Namespace, settings: Settings) -> int:
-    from processors.runtime.launch import apply_migrations, run_workers
+    from processors.runtime.launch import run_workers
+    from schemas.migrate import apply_migrations
 
     if args.workers < 1:
         print("vdp process: --workers must be at least 1")

@@ -9,8 +9,6 @@ HS/RS key confusion are refused by construction.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,35 +100,3 @@ def verifier_from_settings(settings: Settings) -> TokenVerifier:
     return TokenVerifier(
         algorithm, key, settings.query_jwt_audience, settings.query_jwt_issuer or None
     )
-
-
-def mint_token(
-    settings: Settings,
-    owner_id: str,
-    categories: list[str],
-    ttl_seconds: int = 3600,
-    *,
-    key: Any = None,
-    now: float | None = None,
-) -> str:
-    """A signed owner token (development and tests; the owner app issues real ones).
-
-    `key` defaults to the configured one, which for HS* is the shared secret; for RS*/ES*
-    the private key must be given.
-    """
-    unknown = set(categories) - set(CATEGORIES)
-    if unknown:
-        raise ValueError(f"unknown categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")
-    issued = int(now if now is not None else time.time())
-    claims: dict[str, Any] = {
-        "sub": owner_id,
-        "scope": " ".join(categories),
-        "aud": settings.query_jwt_audience,
-        "iat": issued,
-        "exp": issued + ttl_seconds,
-        "jti": uuid.uuid4().hex,
-    }
-    if settings.query_jwt_issuer:
-        claims["iss"] = settings.query_jwt_issuer
-    signing_key = key if key is not None else settings.query_jwt_key.get_secret_value()
-    return jwt.encode(claims, signing_key, algorithm=settings.query_jwt_algorithm)

@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from query.auth import mint_token
+    from vdp.tokens import mint_token
 
     key = Path(args.private_key).read_text() if args.private_key else None
     categories = [c.strip() for c in args.categories.split(",") if c.strip()]

@@ -25,7 +25,9 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from schemas.catalog import Catalog, load_catalog
 from schemas.tables import RETENTION_KEYS, TABLES
+from vdp.clickhouse import clickhouse_client
 from vdp.errors import ConfigurationError, TransientError
+from vdp.settings import Settings
 
 log = logging.getLogger("vdp.migrate")
 
@@ -387,3 +389,13 @@ def _warn_retention_drift(
                 "existing TTLs are unchanged (add a migration with ALTER TABLE … MODIFY TTL)",
                 migration.name,
             )
+
+
+def apply_migrations(settings: Settings) -> list[str]:
+    """Apply what is pending to the configured database (what `vdp process`, `vdp demo` and
+    the benchmarks do at start: idempotent, and race-safe)."""
+    client = clickhouse_client(settings)
+    try:
+        return migrate(client, settings.clickhouse_database, settings.retention_days)
+    finally:
+        client.close()

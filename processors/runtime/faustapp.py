@@ -20,12 +20,15 @@
    is running (any rebalance but the first, or a worker with tables to restore) may have
    delivered records during the seek, and those are thrown away unacked while the consumer
    position is past them. Faust's commit then skips a lone missing offset (its gap check in
-   `Consumer._new_offset` lets a gap of one through), so the record is lost for good. Found
-   by the restart test in `tests/integration/test_kafka.py`, which with plain `faust.App`
-   lost 1-8 of 200 waiting records in 5 of 8 runs (Kafka 3.9 and 4.4 alike) and none in 8
-   runs with this `App`. Here `resume()` clears the queues only when the flow
+   `Consumer._new_offset` lets a gap of one through), so the record is lost for good (the
+   restart test in `tests/integration/test_kafka.py` guards it; README, "Stream
+   processors", has the history). Here `resume()` clears the queues only when the flow
    really was suspended (a revocation already cleared them then). Keeping a queued event
    at worst processes a record twice, which the sink's idempotent writes absorb.
+
+Both fixes rest on faust-streaming's and mode-streaming's internals, so both libraries
+are pinned exactly and `tests/unit/test_faustapp.py` reads the installed code they rely
+on: a version that changes it fails there, not silently here.
 """
 
 from __future__ import annotations

@@ -16,20 +16,9 @@ import sys
 import time
 from types import FrameType
 
-from schemas.migrate import migrate
-from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
 log = logging.getLogger("vdp.process")
-
-
-def apply_migrations(settings: Settings) -> list[str]:
-    """`vdp process` applies pending migrations at start: idempotent, and race-safe."""
-    client = clickhouse_client(settings)
-    try:
-        return migrate(client, settings.clickhouse_database, settings.retention_days)
-    finally:
-        client.close()
 
 
 def _die_with_parent() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 
 from deploy.process import free_port
-from query.auth import mint_token
 from schemas.catalog import CATEGORIES
 from tests.conftest import REPO
 from tests.integration.test_pipeline_harness import Setup, stop, wait_until
 from vdp.settings import Settings
+from vdp.tokens import mint_token
 
 
 def start_server(setup: Setup, log: Path, port: int) -> subprocess.Popen[bytes]:

@@ -19,11 +19,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from query.app import create_app
-from query.auth import mint_token
 from schemas.catalog import CATEGORIES
 from schemas.migrate import migrate
 from tests.conftest import ClickHouseEndpoint
 from vdp.settings import Settings
+from vdp.tokens import mint_token
 
 # Recent: cabin data is kept 30 days (TTL), older rows vanish on insert.
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)

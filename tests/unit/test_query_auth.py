@@ -14,9 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from query.auth import TokenError, mint_token, verifier_from_settings
+from query.auth import TokenError, verifier_from_settings
 from vdp.errors import ConfigurationError
 from vdp.settings import Settings
+from vdp.tokens import mint_token
 
 SECRET = "a-real-secret-that-is-long-enough-0123456789"
 

@@ -75,3 +75,38 @@ def test_no_module_but_the_contract_lists_a_table_s_columns() -> None:
                     if tuple(e.value for e in node.elts) in columns:  # type: ignore[attr-defined]
                         offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
+
+
+PARTS = ("producers", "processors", "query", "deploy")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    found |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return found
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_a_part_imports_only_itself_and_the_shared_core(part: str) -> None:
+    # Data flows one way and parts meet only in schemas/ and vdp/; benchmarks and the `vdp`
+    # entry point may reach every part.
+    sideways = sorted(
+        f"{path.relative_to(REPO)}: {module}"
+        for path in (REPO / part).rglob("*.py")
+        for module in _imports(path)
+        if module.split(".")[0] in (*PARTS, "benchmarks") and module.split(".")[0] != part
+    )
+    assert sideways == []
+
+
+def test_the_shared_core_imports_no_part() -> None:
+    offenders = sorted(
+        f"{path.relative_to(REPO)}: {module}"
+        for core in ("schemas", "vdp")
+        for path in (REPO / core).rglob("*.py")
+        if path.name != "cli.py"
+        for module in _imports(path)
+        if module.split(".")[0] in (*PARTS, "benchmarks")
+    )
+    assert offenders == []

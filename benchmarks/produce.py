@@ -1,8 +1,9 @@
 """`vdp bench-produce`: how close simulate+publish gets to the raw produce rate.
 
 Phases, each bounded by `seconds` of wall time, on one temporary topic:
-1. no Kafka: simulate only (frame records), encode only (those records), and
-   simulate+encode (the real path into a sink that drops the messages);
+1. no Kafka: simulate only (the frame batches `publish_run` takes), encode only (those
+   batches, by the publisher's `FrameWriter`), and simulate+encode (the real path into a
+   sink that drops the messages);
 2. raw produce: pre-encoded messages of the simulator's own sizes through a bare
    confluent-kafka Producer with the publisher's configuration — the ceiling;
 3. simulate + publish: the real path (`publish_run` into `Publisher`).
@@ -22,7 +23,7 @@ from typing import Any, TextIO
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
-from benchmarks.common import frame_samples, scratch_topics, us_per_frame
+from benchmarks.common import scratch_topics, us_per_frame
 from producers.publish.faults import FaultInjector
 from producers.publish.publisher import (
     PRODUCER_DEFAULTS,
@@ -33,8 +34,9 @@ from producers.publish.publisher import (
 )
 from producers.publish.run import RunCounts, Topics, publish_run
 from producers.publish.shards import Shard, run_sharded
+from producers.publish.wire import FrameWriter
 from producers.sim.fleet import FleetConfig
-from producers.sim.simulator import Simulator
+from producers.sim.simulator import FrameBatch, Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 
@@ -107,27 +109,29 @@ def run_benchmark(
     phases: dict[str, Phase] = {}
     say(f"fleet: {cars} cars at {hz} Hz; {seconds:g} s per phase; broker {bootstrap}")
 
-    frames: list[dict[str, Any]] = []
-    samples, t0 = 0, time.perf_counter()
-    for emission in Simulator(_config(cars, hz, seed=1)).run():
-        if emission.kind == "frame":
-            frames.append(emission.record)
-            samples += frame_samples(emission.record)
-            if len(frames) >= _SAMPLE_FRAMES or time.perf_counter() - t0 > seconds:
+    simulator = Simulator(_config(cars, hz, seed=1))
+    batches: list[FrameBatch] = []
+    frames, samples, t0 = 0, 0, time.perf_counter()
+    for item in simulator.stream():
+        if isinstance(item, FrameBatch):
+            batches.append(item)
+            frames, samples = frames + len(item.cars), samples + item.samples
+            if frames >= _SAMPLE_FRAMES or time.perf_counter() - t0 > seconds:
                 break
-    phases["simulate only"] = Phase("simulate only", len(frames), samples, time.perf_counter() - t0)
+    phases["simulate only"] = Phase("simulate only", frames, samples, time.perf_counter() - t0)
     say(phases["simulate only"].line())
 
+    writer = FrameWriter(codec, simulator.vins, simulator.firmware)
     encoded: list[tuple[bytes, bytes]] = []
     n, t0 = 0, time.perf_counter()
-    for frame in itertools.cycle(frames):
-        value = codec.encode_fast(frame)
-        if len(encoded) < len(frames):
-            encoded.append((frame["vin"].encode(), value))
-        n += 1
-        if n % 1000 == 0 and (n >= 4 * len(frames) or time.perf_counter() - t0 > seconds):
+    for batch in itertools.cycle(batches):
+        messages = writer.messages(batch.cars, batch.seqs, batch.time_ms, batch.signals)
+        if len(encoded) < frames:
+            encoded.extend((m["key"], m["value"]) for m in messages)
+        n += len(messages)
+        if n >= 4 * frames or time.perf_counter() - t0 > seconds:
             break
-    per_frame = samples / len(frames)
+    per_frame = samples / frames
     phases["encode only"] = Phase("encode only", n, int(n * per_frame), time.perf_counter() - t0)
     say(phases["encode only"].line())
     size = sum(len(v) for _, v in encoded) / len(encoded)

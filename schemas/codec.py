@@ -4,7 +4,7 @@ A message is `C3 01`, the 8-byte little-endian CRC-64-AVRO fingerprint of the wr
 schema's Parsing Canonical Form, then the Avro binary body. The fingerprint names the
 writer schema, so a reader resolves any known version to its current one.
 
-This is the pipeline's hot path: schemas are parsed once, the resolved (writer, reader)
+Decoding is the pipeline's hot path: schemas are parsed once, the resolved (writer, reader)
 pair is kept per fingerprint, and logical types are stripped before parsing so that
 timestamps stay plain epoch-millisecond ints (the pipeline does integer time arithmetic;
 the wire bytes and fingerprints are the same either way, since the canonical form drops
@@ -16,8 +16,7 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,6 @@ class AvroCodec:
             fp: (parsed, None if parsed is current else current)
             for fp, parsed in zip(self._fingerprints, self._parsed, strict=True)
         }
-        self._fast = compile_writer(current, self._headers[-1])
 
     @property
     def fingerprint(self) -> bytes:
@@ -109,20 +107,6 @@ class AvroCodec:
         buf.write(self._headers[index])
         fastavro.schemaless_writer(buf, self._parsed[index], record)
         return buf.getvalue()
-
-    def encode_fast(self, record: Mapping[str, Any]) -> bytes:
-        """`encode(record)` with the current schema, byte for byte, several times faster.
-
-        The producer's hot path. A record the compiled writer cannot write exactly as
-        fastavro would (a value of an unexpected type, a long beyond 64 bits) goes through
-        `encode`, so what succeeds and what raises is fastavro's decision, as before.
-        """
-        if self._fast is not None:
-            try:
-                return self._fast(record)
-            except _FAST_WRITER_GIVES_UP:
-                pass
-        return self.encode(record)
 
     def decode(self, data: bytes) -> Record:
         """The record in the current schema's shape, or a typed `DecodeError` saying why not."""
@@ -163,175 +147,6 @@ def _ran_out(data: bytes, pair: tuple[Any, Any]) -> bool:
     except Exception:
         return padded.tell() > len(data)
     return True
-
-
-# --- the fast encode path ---------------------------------------------------------------
-# fastavro's schemaless_writer interprets the schema for every record (~8 µs for a 26-sample
-# frame). The schemas on the hot path are flat: primitives, maps of primitives, unions
-# with null. For those, a writer compiled once emits the same bytes from precomputed key
-# encodings and, for maps of fixed-width values, one `struct` call per map shape. Writers
-# are closures, not objects with __call__: a closure call is the cheaper one in CPython.
-
-Writer = Callable[[Any], bytes]
-_FAST_WRITER_GIVES_UP = (TypeError, ValueError, AttributeError, OverflowError, struct.error)
-_FIXED_WIDTH = {"double": "d", "boolean": "?"}  # struct codes with Avro's exact layout
-_CACHE_LIMIT = 4096  # map shapes / strings remembered per writer; beyond that, start afresh
-_SMALL = 1 << 14  # zig-zagged longs below this are one or two varint bytes, from a table
-
-
-class UnsupportedSchema(Exception):
-    """The schema uses types the compiled writer does not cover; fastavro writes it."""
-
-
-def _varint(z: int) -> bytes:
-    """Base-128 varint of an unsigned (zig-zagged) 64-bit value, 14 bits per table lookup."""
-    if z < _SMALL:
-        return _VARINTS[z]
-    if z >> 64:
-        raise OverflowError("does not fit an Avro long")
-    return _CONTINUED[z & (_SMALL - 1)] + _varint(z >> 14)
-
-
-def _groups(z: int, more: bool) -> bytes:
-    """The 7-bit groups of `z` < 2**14, the last with the continuation bit iff `more`."""
-    if z < 0x80 and not more:
-        return bytes([z])
-    return bytes([(z & 0x7F) | 0x80, (z >> 7) | (0x80 if more else 0)])
-
-
-_VARINTS = [_groups(z, more=False) for z in range(_SMALL)]  # every 1- and 2-byte varint
-_CONTINUED = [_groups(z, more=True) for z in range(_SMALL)]  # 14 low bits, more to come
-
-
-def write_long(n: int) -> bytes:
-    """Avro long: zig-zag, then base-128 varint, least significant group first."""
-    z = (n << 1) ^ (n >> 63)
-    return _VARINTS[z] if z < _SMALL else _varint(z)
-
-
-def _write_boolean(value: Any) -> bytes:
-    if type(value) is not bool:
-        raise TypeError("not a bool: fastavro decides")
-    return b"\x01" if value else b"\x00"
-
-
-def _string_writer() -> Writer:
-    """Length-prefixed UTF-8, remembering recent values (VINs, map keys, enum-like values)."""
-    known: dict[str, bytes] = {}
-
-    def write(value: str) -> bytes:
-        encoded = known.get(value)
-        if encoded is None:
-            if type(value) is not str:
-                raise TypeError("not a str: fastavro decides")
-            raw = value.encode()
-            encoded = write_long(len(raw)) + raw
-            if len(known) >= _CACHE_LIMIT:
-                known.clear()
-            known[value] = encoded
-        return encoded
-
-    return write
-
-
-def _nullable_writer(branches: list[Any]) -> Writer:
-    """["null", "string"]: branch index 0 for None, else 1 and the string."""
-    # Only these two branches are unambiguous: fastavro picks a branch by the value's type.
-    if branches != ["null", "string"]:
-        raise UnsupportedSchema(f"no fast writer for the union {branches!r}")
-    string = _string_writer()
-
-    def write(value: Any) -> bytes:
-        return b"\x00" if value is None else b"\x02" + string(value)
-
-    return write
-
-
-def _map_writer(values: Any) -> Writer:
-    """A map as one block (count, key/value pairs) and the end marker 0, cached per shape.
-
-    A frame's maps come in few shapes (the same signals in the same order), so the encoded
-    keys, and for fixed-width values a `struct.Struct` with the keys as `s` fields, are
-    built once per shape.
-    """
-    code = _FIXED_WIDTH.get(values) if isinstance(values, str) else None
-    value_writer = _writer_for(values)
-    key_writer = _string_writer()
-    shapes: dict[tuple[str, ...], tuple[Any, list[Any]]] = {}
-
-    def compile_shape(keys: tuple[str, ...]) -> tuple[Any, list[Any]]:
-        encoded = [key_writer(k) for k in keys]
-        encoded[0] = write_long(len(keys)) + encoded[0]  # the block count leads the block
-        if code is None:
-            shape: tuple[Any, list[Any]] = (None, encoded)
-        else:
-            # The trailing pad byte is the end-of-map block count, 0.
-            fmt = "<" + "".join(f"{len(k)}s{code}" for k in encoded) + "x"
-            template: list[Any] = [None] * (2 * len(keys))
-            template[0::2] = encoded
-            shape = (struct.Struct(fmt).pack, template)
-        if len(shapes) >= _CACHE_LIMIT:
-            shapes.clear()
-        shapes[keys] = shape
-        return shape
-
-    def write(datum: Mapping[str, Any]) -> bytes:
-        if len(datum) == 0:
-            return b"\x00"
-        keys = tuple(datum)
-        pack, template = shapes.get(keys) or compile_shape(keys)
-        if pack is not None:
-            args = template[:]
-            args[1::2] = datum.values()
-            return pack(*args)
-        if values == "long":  # the common variable-width case, with write_long inlined
-            parts = [
-                k + (_VARINTS[z] if (z := (v << 1) ^ (v >> 63)) < _SMALL else _varint(z))
-                for k, v in zip(template, datum.values(), strict=True)
-            ]
-        else:
-            parts = [k + value_writer(v) for k, v in zip(template, datum.values(), strict=True)]
-        parts.append(b"\x00")
-        return b"".join(parts)
-
-    return write
-
-
-def _writer_for(schema: Any) -> Writer:
-    """A function writing one value of `schema`; `UnsupportedSchema` when there is none."""
-    if isinstance(schema, list):
-        return _nullable_writer(schema)
-    kind = schema["type"] if isinstance(schema, dict) else schema
-    if kind == "map":
-        return _map_writer(schema["values"])
-    if kind in ("long", "int"):
-        return write_long
-    if kind == "double":
-        return struct.Struct("<d").pack
-    if kind == "boolean":
-        return _write_boolean
-    if kind == "string":
-        return _string_writer()
-    raise UnsupportedSchema(f"no fast writer for {schema!r}")
-
-
-def compile_writer(parsed: Mapping[str, Any], header: bytes) -> Writer | None:
-    """`header` + the Avro binary of a record of `parsed`, or None for unsupported schemas."""
-    if parsed.get("type") != "record":
-        return None
-    missing = object()  # no writer accepts it: a required field absent goes to fastavro
-    try:
-        fields = [
-            (f["name"], f.get("default", missing), _writer_for(f["type"])) for f in parsed["fields"]
-        ]
-    except UnsupportedSchema:
-        return None
-
-    def write(record: Mapping[str, Any]) -> bytes:
-        get = record.get
-        return header + b"".join([writer(get(name, default)) for name, default, writer in fields])
-
-    return write
 
 
 def writer_fingerprint(data: bytes) -> bytes | None:

@@ -36,7 +36,7 @@ def sample_checksum(signal: str, value: object) -> int:
 def frame_samples(
     frame: Mapping[str, Any], rejected: tuple[str, ...] = ()
 ) -> list[tuple[str, Any]]:
-    """The (signal, value) pairs of a frame the pipeline must store."""
+    """The (signal, value) pairs of a frame record (as decoded) the pipeline must store."""
     return [
         (signal, value)
         for group in ("doubles", "longs", "booleans", "strings")
@@ -110,11 +110,13 @@ class ManifestBuilder:
         frame = out.frame
         if frame is None:
             return
-        vin, seq, event_time = frame["vin"], frame["seq"], frame["event_time"]
+        vin, seq, event_time = frame.vin, frame.seq, frame.event_time
         owner = owner_at(self.timelines[vin], event_time) or NO_OWNER
         per_category: dict[str, list[int]] = {}
         total = 0
-        for signal, value in frame_samples(frame, out.rejected):
+        for signal, value in frame.samples():
+            if signal in out.rejected:
+                continue
             checksum = sample_checksum(signal, value)
             totals = per_category.setdefault(self.catalog[signal].category, [0, 0])
             totals[0] += 1

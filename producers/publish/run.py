@@ -1,4 +1,4 @@
-"""One simulation run: simulator → fault injection → encoding → a sink, with accounting.
+"""One simulation run: simulator → encoding → fault injection → a sink, with accounting.
 
 The loop is the only place the pure parts meet the sink; the manifest (when asked for) is
 fed from delivery reports, so it holds what the broker acknowledged.
@@ -58,37 +58,34 @@ def publish_run(
     ownership = ownership or ownership_codec()
     counts = RunCounts()
     next_progress = PROGRESS_EVERY
-    # With no manifest to feed and no fault to inject, a tick's frames go out encoded in
-    # bulk, never built as records.
-    bulk = (
-        FrameWriter(injector.codec, simulator.vins, simulator.firmware)
-        if manifest is None and injector.passes
-        else None
-    )
+    # Every frame is encoded in bulk from its batch's columns. With no fault to inject and
+    # no manifest to feed, the messages go out as they are; else the injector turns them
+    # into what to send, and the manifest learns what each delivered message carries.
+    writer = FrameWriter(injector.codec, simulator.vins, simulator.firmware)
+    plain = manifest is None and injector.passes
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)
         if isinstance(item, FrameBatch):
-            if bulk is not None:
-                cars, seqs, signals = item.cars, item.seqs, item.signals
-                for first in range(0, len(cars), BULK_PART):
-                    end = first + BULK_PART
-                    messages = bulk.messages(cars, seqs, item.time_ms, signals, first, end)
+            cars, seqs, signals = item.cars, item.seqs, item.signals
+            for first in range(0, len(cars), BULK_PART):
+                end = first + BULK_PART
+                if plain:
+                    messages = writer.messages(cars, seqs, item.time_ms, signals, first, end)
                     sink.send_many(topics.raw, messages)
-                counts.frames += len(item.cars)
+                else:
+                    outgoing = injector.messages(writer, item, first, end)
+                    _send_frames(outgoing, sink, topics.raw, manifest, counts)
+            if plain:
+                counts.frames += len(cars)
                 counts.samples += item.samples
-                counts.messages += len(item.cars)
-            else:
-                for emission in item.emissions():
-                    _send_frame(emission.record, sink, topics.raw, injector, manifest, counts)
-        elif item.kind == "ownership":
+                counts.messages += len(cars)
+        else:
             key = item.vin.encode()
             callback = _ownership_callback(manifest, item.record) if manifest else None
             sink.send(topics.ownership, key, ownership.encode(item.record), callback)
             counts.ownership += 1
             counts.messages += 1
-        else:
-            _send_frame(item.record, sink, topics.raw, injector, manifest, counts)
         if counts.messages >= next_progress:
             next_progress = counts.messages + PROGRESS_EVERY
             if on_progress is not None:
@@ -98,26 +95,25 @@ def publish_run(
     return counts
 
 
-def _send_frame(
-    frame: dict[str, Any],
+def _send_frames(
+    outgoing: list[Outgoing],
     sink: Sink,
     topic: str,
-    injector: FaultInjector,
     manifest: ManifestBuilder | None,
     counts: RunCounts,
 ) -> None:
-    for out in injector.messages(frame):
-        callback = _frame_callback(manifest, topic, out) if manifest else None
-        sink.send(topic, out.key, out.value, callback)
+    if manifest is None:
+        sink.send_many(topic, [out.message for out in outgoing])
+    else:
+        for out in outgoing:
+            sink.send(topic, out.key, out.value, _frame_callback(manifest, topic, out))
+    for out in outgoing:
         counts.messages += 1
         if out.bad is not None:
             counts.bad += 1
         if out.frame is not None:
-            f = out.frame
             counts.frames += 1
-            counts.samples += (
-                len(f["doubles"]) + len(f["longs"]) + len(f["booleans"]) + len(f["strings"])
-            )
+            counts.samples += out.frame.count
 
 
 def _frame_callback(manifest: ManifestBuilder, topic: str, out: Outgoing) -> OnDelivery:
@@ -126,7 +122,7 @@ def _frame_callback(manifest: ManifestBuilder, topic: str, out: Outgoing) -> OnD
             manifest.delivered(out, topic, partition, offset)
         else:
             what = out.bad.kind if out.bad else "frame"
-            seq = out.frame["seq"] if out.frame else (out.bad.seq if out.bad else None)
+            seq = out.frame.seq if out.frame else (out.bad.seq if out.bad else None)
             manifest.failed_delivery(what, out.key.decode(errors="replace"), seq, error)
 
     return done

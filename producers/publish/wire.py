@@ -19,7 +19,18 @@ import numpy as np
 from producers.publish import _framewire
 from producers.publish.publisher import KafkaMessage
 from producers.sim.signals import Signal, frame_maps, frame_record
-from schemas.codec import MARKER, AvroCodec, write_long
+from schemas.codec import MARKER, AvroCodec
+
+
+def write_long(n: int) -> bytes:
+    """Avro long: zig-zag, then base-128 varint, least significant group first."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append(z & 0x7F | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
 
 
 def _string(text: str) -> bytes:
@@ -40,6 +51,7 @@ class FrameWriter:
 
     def __init__(self, codec: AvroCodec, vins: Sequence[str], firmware: Sequence[str]) -> None:
         _check(codec)
+        self._codec = codec
         self._heads = _heads(codec, vins)
         self._tails = _tails(firmware)
         self._kafka_keys = [vin.encode() for vin in vins]
@@ -50,6 +62,22 @@ class FrameWriter:
     ) -> list[bytes]:
         """One message per car of `cars` (car indexes), in that order."""
         return _encode(self._heads, self._tails, cars, seqs, event_time, signals, self._names)
+
+    def frame(
+        self,
+        car: int,
+        seq: int,
+        event_time: int,
+        signals: Sequence[Signal],
+        vin: str | None = None,
+    ) -> bytes:
+        """The message of car `car`'s one frame (`signals` are columns of one value);
+        `vin` in place of the car's own, for a fault that spoils it."""
+        heads, tails = self._heads, self._tails
+        if vin is not None:
+            heads, tails, car = _heads(self._codec, [vin]), [tails[car]], 0
+        (message,) = _encode(heads, tails, [car], [seq], event_time, signals, self._names)
+        return bytes(message)
 
     def messages(
         self,

@@ -1,8 +1,9 @@
 """A batch of frames as signals: one column of values per signal, a mask where only some
 frames report it.
 
-`producers.sim.frames` computes them, `producers.publish.wire` writes them as Avro in bulk, and
-`frame_maps` turns them into each frame's maps for the record path (manifest, faults).
+`producers.sim.frames` computes them, `producers.publish.wire` writes them as Avro in bulk;
+`frame_maps` turns them into each frame's maps (`Simulator.run`'s records); `frame_row`,
+`row_samples` and `sample_counts` serve the publisher's faults and manifest.
 """
 
 from __future__ import annotations
@@ -69,3 +70,29 @@ def frame_maps(signals: Sequence[Signal], count: int) -> Iterator[Maps]:
             if present is None or present[k]:
                 maps[field][key] = values[k]
         yield maps
+
+
+def frame_row(signals: Sequence[Signal], k: int) -> list[Signal]:
+    """Frame `k` of a batch as a batch of one: the signals it reports, in order."""
+    return [
+        Signal(s.field, s.key, s.values[k : k + 1])
+        for s in signals
+        if s.present is None or s.present[k]
+    ]
+
+
+def row_samples(signals: Sequence[Signal], k: int) -> list[tuple[str, Any]]:
+    """The (signal, value) pairs frame `k` of a batch reports, values as Python types."""
+    return [
+        (s.key, s.values[k] if isinstance(s.values, list) else s.values[k].item())
+        for s in signals
+        if s.present is None or s.present[k]
+    ]
+
+
+def sample_counts(signals: Sequence[Signal], start: int, stop: int) -> list[int]:
+    """How many samples each of the frames `start:stop` of a batch carries."""
+    counts = np.zeros(max(stop - start, 0), dtype=np.int64)
+    for s in signals:
+        counts += 1 if s.present is None else s.present[start:stop]
+    return counts.tolist()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import struct
 from typing import Any
 
-import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,11 +14,9 @@ from schemas.codec import (
     HEADER_LEN,
     MARKER,
     AvroCodec,
-    compile_writer,
     load_versions,
     schema_fingerprint,
     telemetry_codec,
-    write_long,
     writer_fingerprint,
 )
 from schemas.errors import (
@@ -199,90 +195,3 @@ def test_arbitrary_bytes_decode_or_raise_a_decode_error(data: bytes) -> None:
 def test_a_codec_needs_a_schema() -> None:
     with pytest.raises(ValueError):
         AvroCodec([])
-
-
-def _fastavro_bytes(codec: AvroCodec, record: dict[str, Any]) -> bytes:
-    """The reference: header + fastavro's own schemaless_writer, as `encode` did it first."""
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, fastavro.parse_schema(codec.versions[-1]), record)
-    return MARKER + codec.fingerprint + buf.getvalue()
-
-
-@settings(max_examples=300)
-@given(frames())
-def test_the_fast_encoder_writes_fastavros_bytes(frame: dict[str, Any]) -> None:
-    codec = telemetry_codec()
-    assert codec.encode_fast(frame) == _fastavro_bytes(codec, frame) == codec.encode(frame)
-
-
-@settings(max_examples=100)
-@given(st.lists(frames(), min_size=2, max_size=6), st.randoms())
-def test_the_fast_encoder_is_exact_when_shapes_repeat(
-    batch: list[dict[str, Any]], rnd: Any
-) -> None:
-    # Map shapes and strings are cached: the same keys again, with other values, must still
-    # give fastavro's bytes.
-    codec = telemetry_codec()
-    for frame in batch + [dict(f) for f in rnd.sample(batch, len(batch))]:
-        assert codec.encode_fast(frame) == _fastavro_bytes(codec, frame)
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"seq": 2**63},  # beyond a long
-        {"seq": -(2**63) - 1},
-        {"seq": 1.5},
-        {"vin": None},
-        {"doubles": {"Vehicle.Speed": "fast"}},
-        {"longs": {"Vehicle.Chassis.Brake.PedalPosition": 2**64}},
-        {"longs": {"Vehicle.Chassis.Brake.PedalPosition": 0.5}},
-        {"strings": {"Vehicle.Diagnostics.DTCList": 7}},
-        {"firmware": 7},
-        {"doubles": None},
-    ],
-)
-def test_the_fast_encoder_leaves_bad_records_to_fastavro(changes: dict[str, Any]) -> None:
-    codec = telemetry_codec()
-    record = _frame(**changes)
-    try:
-        expected: bytes | type[Exception] = codec.encode(record)
-    except Exception as e:  # whatever fastavro raises, encode_fast must raise the same
-        expected = type(e)
-    if isinstance(expected, bytes):
-        assert codec.encode_fast(record) == expected
-    else:
-        with pytest.raises(expected):
-            codec.encode_fast(record)
-
-
-def test_the_fast_encoder_fills_a_missing_field_with_its_default() -> None:
-    codec = telemetry_codec()
-    record = {k: v for k, v in _frame().items() if k != "firmware"}
-    assert (
-        codec.encode_fast(record)
-        == codec.encode(record)
-        == codec.encode({**record, "firmware": None})
-    )
-    with pytest.raises(Exception) as e:  # noqa: B017 (fastavro's own error type)
-        codec.encode({k: v for k, v in _frame().items() if k != "vin"})
-    with pytest.raises(e.type):
-        codec.encode_fast({k: v for k, v in _frame().items() if k != "vin"})
-
-
-@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
-def test_write_long_matches_fastavro(n: int) -> None:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, "long", n)
-    assert write_long(n) == buf.getvalue()
-
-
-def test_schemas_the_fast_writer_does_not_cover_fall_back_to_fastavro() -> None:
-    schema = {
-        "type": "record",
-        "name": "R",
-        "fields": [{"name": "x", "type": ["null", "long"]}, {"name": "y", "type": "float"}],
-    }
-    assert compile_writer(fastavro.parse_schema(schema), b"") is None
-    codec = AvroCodec([schema])
-    assert codec.encode_fast({"x": 3, "y": 1.5}) == codec.encode({"x": 3, "y": 1.5})

@@ -15,11 +15,18 @@ from typing import Any
 import pytest
 
 from producers.publish.dryrun import read_messages
-from producers.publish.faults import EXPECTED_REASON, FAULT_KINDS, SAMPLE_KINDS, FaultInjector
+from producers.publish.faults import (
+    EXPECTED_REASON,
+    FAULT_KINDS,
+    SAMPLE_KINDS,
+    FaultInjector,
+    Outgoing,
+)
 from producers.publish.manifest import NO_OWNER, ManifestBuilder, frame_samples, sample_checksum
 from producers.publish.run import Topics, publish_run
+from producers.publish.wire import FrameWriter
 from producers.sim.fleet import FleetConfig, OwnershipPeriod, owner_at
-from producers.sim.simulator import Simulator
+from producers.sim.simulator import FrameBatch, Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import ownership_codec, telemetry_codec
 from schemas.errors import DecodeError, ReasonCode
@@ -94,16 +101,23 @@ def manifest_expectations(manifest: dict[str, Any]) -> tuple[dict[str, Any], set
     return stored, dead
 
 
-def _frame() -> dict[str, Any]:
-    sim = Simulator(FleetConfig(cars=1, duration_s=5.0, seed=9))
-    return next(e.record for e in sim.run() if e.kind == "frame")
+def _batches(config: FleetConfig) -> tuple[FrameWriter, list[FrameBatch]]:
+    sim = Simulator(config)
+    batches = [item for item in sim.stream() if isinstance(item, FrameBatch)]
+    return FrameWriter(telemetry_codec(), sim.vins, sim.firmware), batches
+
+
+def _first_frame(injector: FaultInjector) -> tuple[list[Outgoing], dict[str, Any]]:
+    """What `injector` makes of a fleet's first frame, and that frame as the codec reads it."""
+    writer, batches = _batches(FleetConfig(cars=1, duration_s=5.0, seed=9))
+    (good,) = FaultInjector(telemetry_codec(), load_catalog()).messages(writer, batches[0], 0, 1)
+    return injector.messages(writer, batches[0], 0, 1), telemetry_codec().decode(good.value)
 
 
 @pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k not in SAMPLE_KINDS | {"duplicate"}])
 def test_record_faults_get_their_reason(kind: str) -> None:
     injector = FaultInjector(telemetry_codec(), load_catalog(), 1.0, kinds=[kind])
-    frame = _frame()
-    (out,) = injector.messages(frame)
+    (out,), frame = _first_frame(injector)
     assert out.frame is None and out.bad is not None
     assert out.bad.reason is EXPECTED_REASON[kind] and out.bad.scope == "record"
     try:
@@ -115,13 +129,21 @@ def test_record_faults_get_their_reason(kind: str) -> None:
     assert not is_valid_vin(decoded["vin"]) or not (
         YEAR_2000_MS <= decoded["event_time"] <= frame["event_time"] + DAY_MS
     )
+    # Only the spoilt field differs from the frame; the key names the VIN the message carries.
+    assert {k for k in frame if decoded[k] != frame[k]} == {
+        "invalid_vin": {"vin"},
+        "future_timestamp": {"event_time"},
+        "ancient_timestamp": {"event_time"},
+    }[kind]
+    assert out.key == decoded["vin"].encode() == out.bad.vin.encode()
+    assert (out.bad.seq, out.bad.event_time) == (decoded["seq"], decoded["event_time"])
 
 
 @pytest.mark.parametrize("kind", sorted(SAMPLE_KINDS))
 def test_sample_faults_spoil_one_sample_and_keep_the_rest(kind: str) -> None:
     catalog = load_catalog()
     injector = FaultInjector(telemetry_codec(), catalog, 1.0, kinds=[kind])
-    (out,) = injector.messages(_frame())
+    (out,), frame = _first_frame(injector)
     assert out.bad is not None and out.bad.scope == "sample" and out.rejected == (out.bad.signal,)
     decoded = telemetry_codec().decode(out.value)
     bad = [
@@ -129,24 +151,33 @@ def test_sample_faults_spoil_one_sample_and_keep_the_rest(kind: str) -> None:
     ]
     assert [s for s, _ in bad] == [out.bad.signal]
     assert len(frame_samples(decoded, out.rejected)) == len(frame_samples(decoded)) - 1
+    # The rest of the frame is the frame as it was; what the manifest counts is what was sent.
+    assert frame_samples(decoded, out.rejected) == frame_samples(frame, out.rejected)
+    assert out.frame is not None and sorted(out.frame.samples()) == sorted(frame_samples(decoded))
+    assert out.frame.count == len(frame_samples(decoded))
 
 
 def test_a_duplicate_resends_the_previous_frame_byte_for_byte() -> None:
     injector = FaultInjector(telemetry_codec(), load_catalog(), 1.0, kinds=["duplicate"])
-    frames = [
-        e.record for e in Simulator(FleetConfig(cars=1, duration_s=61.0)).run() if e.kind == "frame"
-    ]
-    (first,) = injector.messages(frames[0])  # nothing to repeat yet
-    good, dup = injector.messages(frames[1])
+    writer, batches = _batches(FleetConfig(cars=1, duration_s=61.0))
+    (first,) = injector.messages(writer, batches[0])  # nothing to repeat yet
+    good, dup = injector.messages(writer, batches[1])
     assert first.bad is None and good.bad is None
-    assert dup.value == first.value and dup.bad is not None and dup.bad.seq == frames[0]["seq"]
+    assert dup.value == first.value and dup.bad is not None and dup.bad.seq == batches[0].seqs[0]
 
 
 def test_no_bad_records_without_a_bad_rate() -> None:
     injector = FaultInjector(telemetry_codec(), load_catalog())
-    for e in Simulator(FleetConfig(cars=3, duration_s=30.0)).run():
-        if e.kind == "frame":
-            assert [o.bad for o in injector.messages(e.record)] == [None]
+    writer, batches = _batches(FleetConfig(cars=3, duration_s=30.0))
+    for batch in batches:
+        outgoing = injector.messages(writer, batch)
+        assert [o.bad for o in outgoing] == [None] * len(batch.cars)
+        expected = writer.messages(batch.cars, batch.seqs, batch.time_ms, batch.signals)
+        assert [o.message for o in outgoing] == expected
+        records = [e.record for e in batch.emissions()]
+        assert [sorted(o.frame.samples()) for o in outgoing if o.frame] == [
+            sorted(frame_samples(r)) for r in records
+        ]
 
 
 def test_unknown_kinds_and_rates_are_refused() -> None:

@@ -278,11 +278,11 @@ def _published_bytes(config: FleetConfig, path: Any, manifest: bool) -> bytes:
     return bytes(path.read_bytes())
 
 
-def test_publishing_in_bulk_sends_the_same_bytes_as_record_by_record(tmp_path: Any) -> None:
-    # Parked cars report every 5 s here, so parked frames go through both paths too.
+def test_a_run_with_a_manifest_sends_the_same_bytes_as_one_without(tmp_path: Any) -> None:
+    # Parked cars report every 5 s here, so parked frames are among those compared.
     config = FleetConfig(cars=12, hz=5, duration_s=60.0, seed=6, parked_interval_s=5.0)
-    bulk = _published_bytes(config, tmp_path / "bulk", manifest=False)
-    assert bulk == _published_bytes(config, tmp_path / "records", manifest=True)
+    plain = _published_bytes(config, tmp_path / "plain", manifest=False)
+    assert plain == _published_bytes(config, tmp_path / "manifest", manifest=True)
 
 
 def test_published_bytes_depend_on_the_seed_alone(tmp_path: Any) -> None:

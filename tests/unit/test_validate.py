@@ -13,8 +13,9 @@ from processors.batch.dedupe import DuplicateTracker
 from processors.batch.records import RawRecord
 from processors.batch.validate import Limits, Validator
 from producers.publish.faults import EXPECTED_REASON, FaultInjector
+from producers.publish.wire import FrameWriter
 from producers.sim.fleet import FleetConfig
-from producers.sim.simulator import Simulator
+from producers.sim.simulator import FrameBatch, Simulator
 from schemas.catalog import load_catalog
 from schemas.codec import telemetry_codec
 from schemas.errors import ReasonCode
@@ -154,10 +155,12 @@ def test_every_injected_fault_gets_the_reason_the_producer_predicts() -> None:
     config = FleetConfig(cars=5, hz=1, duration_s=120, seed=3, start_ms=NOW)
     injector = FaultInjector(telemetry_codec(), load_catalog(), bad_rate=0.3, seed=3)
     records, expected = [], []
-    for emission in Simulator(config).run():
-        if emission.kind != "frame":
+    sim = Simulator(config)
+    writer = FrameWriter(telemetry_codec(), sim.vins, sim.firmware)
+    for batch in sim.stream():
+        if not isinstance(batch, FrameBatch):
             continue
-        for out in injector.messages(emission.record):
+        for out in injector.messages(writer, batch):
             records.append(raw(out.value, offset=len(records), key=out.key))
             if out.bad is not None:
                 expected.append((len(records) - 1, out.bad.signal, str(out.bad.reason)))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import fastavro
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producers.publish.wire import FrameWriter
+from producers.publish.wire import FrameWriter, write_long
 from producers.sim.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
 from producers.sim.signals import BOOLEANS, DOUBLES, LONGS, MAP_FIELDS, STRINGS, Signal, frame_maps
-from schemas.codec import AvroCodec, load_versions, telemetry_codec, write_long
+from schemas.codec import AvroCodec, load_versions, telemetry_codec
 
 _KEYS = (
     DRIVING_DOUBLES,
@@ -191,3 +193,10 @@ def test_a_signal_of_no_known_map_is_refused() -> None:
     signals = [Signal(7, "Vehicle.Speed", np.array([1.0]))]
     with pytest.raises(ValueError):
         FrameWriter(telemetry_codec(), ["A"], ["fw"]).encode([0], [1], 0, signals)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_write_long_matches_fastavro(n: int) -> None:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, "long", n)
+    assert write_long(n) == buf.getvalue()

@@ -31,6 +31,8 @@ _CLICKHOUSE_FAMILIES = {
 }
 # The frame schema carries one map per Avro type; this names each type's map field.
 FRAME_FIELD = {"double": "doubles", "long": "longs", "boolean": "booleans", "string": "strings"}
+# How a category may be granted; "off" (refused, withdrawn) is always possible.
+GRANT_MODES = ("on", "precise", "coarse")
 
 
 class CatalogError(ConfigurationError):
@@ -81,11 +83,16 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """A data category: what owners grant per token scope, and how long its data is kept."""
+    """A data category: what owners grant per token scope, how long its data is kept, and
+    whether it is collected before the owner decides (GB/T 41871: sensitive personal
+    information only after a separate consent)."""
 
     name: str
     retention_days: int
     description: str
+    collected_by_default: bool = False  # absent in the file: not collected until granted
+    modes: tuple[str, ...] = ("on",)  # how it may be granted ("precise"/"coarse" for location)
+    coarse_grid: tuple[str, ...] = ()  # signals a coarse grant keeps, rounded to the grid
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,16 @@ def _category(entry: Mapping[str, Any]) -> Category:
         raise CatalogError(f"category name must be lower_snake_case: {name!r}")
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
         raise CatalogError(f"category {name}: retention_days must be a positive whole number")
-    return Category(name, days, str(entry.get("description", "")))
+    default = entry.get("collected_by_default", False)
+    if not isinstance(default, bool):
+        raise CatalogError(f"category {name}: collected_by_default must be true or false")
+    modes = tuple(entry.get("modes", ("on",)))
+    if not modes or any(mode not in GRANT_MODES for mode in modes):
+        raise CatalogError(f"category {name}: modes must be some of {GRANT_MODES}")
+    grid = tuple(entry.get("coarse_grid", ()))
+    if grid and "coarse" not in modes:
+        raise CatalogError(f"category {name}: coarse_grid without a coarse mode")
+    return Category(name, days, str(entry.get("description", "")), default, modes, grid)
 
 
 def _signal(entry: Mapping[str, Any], categories: Mapping[str, Category]) -> Signal:
@@ -181,6 +197,13 @@ def parse_catalog(document: Mapping[str, Any]) -> Catalog:
         if signal.name in signals:
             raise CatalogError(f"signal {signal.name} is defined twice")
         signals[signal.name] = signal
+    for category in categories.values():
+        strays = [n for n in category.coarse_grid if n not in signals or signals[n].type != "double"
+                  or signals[n].category != category.name]  # fmt: skip
+        if strays:
+            raise CatalogError(
+                f"category {category.name}: coarse_grid {strays} are not its doubles"
+            )
     missing = set(categories) - {s.category for s in signals.values()}
     if missing:
         raise CatalogError(f"no signal in categories {sorted(missing)}")

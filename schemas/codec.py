@@ -170,5 +170,9 @@ def ownership_codec() -> AvroCodec:
     return codec_for("ownership_event")
 
 
+def consent_codec() -> AvroCodec:
+    return codec_for("consent_event")
+
+
 def dead_letter_codec() -> AvroCodec:
     return codec_for("dead_letter")

@@ -106,6 +106,48 @@ ACCESS_LOG = Table(
     retention_days=1095,
 )
 
-TABLES = (SAMPLES, OWNERSHIP_INTERVALS, INCIDENTS, DEAD_LETTERS, ACCESS_LOG)
+CONSENT_DECISIONS = Table(
+    "consent_decisions",
+    ("vin", "id", "owner_id", "category", "mode", "effective_from", "expires_at", "recorded_at"),
+)
+NOT_COLLECTED = Table(
+    "not_collected",
+    ("owner_id", "vin", "category", "event_time", "seq", "samples"),
+    retention_days=365,
+)
+DELETION_REQUESTS = Table(
+    "deletion_requests",
+    (
+        "request_id",
+        "owner_id",
+        "vin",
+        "categories",
+        "time_from",
+        "time_to",
+        "scopes",
+        "requested_at",
+        "deadline",
+        "status",
+        "done_at",
+        "receipt",
+        "digest",
+        "version",
+    ),
+)
+
+TABLES = (
+    SAMPLES,
+    OWNERSHIP_INTERVALS,
+    INCIDENTS,
+    DEAD_LETTERS,
+    ACCESS_LOG,
+    CONSENT_DECISIONS,
+    NOT_COLLECTED,
+    DELETION_REQUESTS,
+)
 # Retention keys of the tables whose TTL is their own (`VDP_RETENTION_DAYS`), by table.
-RETENTION_KEYS = {"dead_letters": DEAD_LETTERS, "access_log": ACCESS_LOG}
+RETENTION_KEYS = {
+    "dead_letters": DEAD_LETTERS,
+    "access_log": ACCESS_LOG,
+    "not_collected": NOT_COLLECTED,
+}

@@ -31,6 +31,15 @@ class Settings(BaseSettings):
         "ownership", description="Compacted topic of ownership events, keyed by VIN."
     )
     topic_dlq: str = Field("telemetry.dlq", description="Dead-letter topic for rejected records.")
+    topic_consent: str = Field(
+        "consent", description="Compacted topic of consent and deletion facts, keyed by VIN."
+    )
+    topic_raw_retention_hours: int = Field(
+        168,
+        gt=0,
+        description="How long the raw and dead-letter topics keep frames (set when created); "
+        "must stay shorter than the deletion deadline.",
+    )
 
     # ClickHouse
     clickhouse_url: str = Field(
@@ -60,8 +69,29 @@ class Settings(BaseSettings):
     # catalog, the operational tables' in schemas/tables.py); these override them.
     retention_days: dict[str, int] = Field(
         default_factory=dict,
-        description='Retention overrides in days, by category or "dead_letters"/"access_log", '
+        description="Retention overrides in days, by category or dead_letters/access_log/"
+        "not_collected, "
         'as JSON (e.g. {"location": 30}); fixed when a table is created.',
+    )
+
+    # Data rights (consent and deletion, README "Data rights")
+    consent_max_days: int = Field(
+        365, gt=0, description="Longest consent grant; a longer one is refused (none is permanent)."
+    )
+    consent_coarse_grid_degrees: float = Field(
+        0.01, gt=0, le=1, description="Grid coarse location is rounded to, in degrees."
+    )
+    deletion_deadline_working_days: int = Field(
+        10, gt=0, description="Working days (Mon-Fri) within which a deletion must be done."
+    )
+    deletion_settle_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a deletion waits after it is recorded before it deletes, so every "
+        "processor has read the fact first.",
+    )
+    deletion_poll_seconds: float = Field(
+        5.0, gt=0, description="How often the query service's executor looks for due deletions."
     )
 
     # Owner query service (`vdp serve`, query/)
@@ -130,6 +160,11 @@ class Settings(BaseSettings):
     )
     process_retry_max_seconds: float = Field(
         30.0, gt=0, description="Longest back-off between retries while ClickHouse is unavailable."
+    )
+    process_consent: bool = Field(
+        True,
+        description="Apply consent and deletion facts; false stores every category regardless "
+        "(only for the side-by-side benchmark, never for owners' data).",
     )
     process_crash_after_inserts: int = Field(
         0,

@@ -88,6 +88,22 @@ def test_categories_are_catalog_data_with_a_retention_each() -> None:
     assert catalog.categories["cabin"].retention_days == 30
 
 
+def test_sensitive_categories_are_not_collected_until_granted() -> None:
+    # GB/T 41871: trajectory, cabin and exterior camera data only after a separate consent.
+    defaults = {name: c.collected_by_default for name, c in load_catalog().categories.items()}
+    assert [name for name, on in defaults.items() if not on] == ["location", "adas_camera", "cabin"]
+
+
+def test_location_may_be_granted_precise_or_coarse_and_coarse_keeps_only_the_position() -> None:
+    location = load_catalog().categories["location"]
+    assert location.modes == ("precise", "coarse")
+    assert location.coarse_grid == (
+        "Vehicle.CurrentLocation.Latitude",
+        "Vehicle.CurrentLocation.Longitude",
+    )
+    assert load_catalog().categories["driving"].modes == ("on",)
+
+
 def test_a_category_added_to_the_catalog_is_known_without_code(tmp_path: Path) -> None:
     document = _document()
     document["categories"].append({"name": "towing", "retention_days": 60})
@@ -102,6 +118,7 @@ def test_a_category_added_to_the_catalog_is_known_without_code(tmp_path: Path) -
     )
     catalog = parse_catalog(document)
     assert "towing" in catalog.categories
+    assert not catalog.categories["towing"].collected_by_default  # not said: not collected
     assert [s.name for s in catalog.in_category("towing")] == ["Vehicle.Trailer.IsConnected"]
 
 
@@ -134,6 +151,13 @@ def _broken(change: Any) -> dict[str, Any]:
         (lambda d: d["categories"][0].update(retention_days=0), "retention_days"),
         (lambda d: d["categories"][0].update(name="Driving Data"), "lower_snake_case"),
         (lambda d: d.update(categories=[]), "no categories"),
+        (lambda d: d["categories"][0].update(collected_by_default="yes"), "true or false"),
+        (lambda d: d["categories"][0].update(modes=["always"]), "modes"),
+        (lambda d: d["categories"][0].update(coarse_grid=["Vehicle.Speed"]), "coarse mode"),
+        (
+            lambda d: d["categories"][1].update(coarse_grid=["Vehicle.Speed"]),
+            "not its doubles",
+        ),
     ],
 )
 def test_inconsistent_catalog_is_refused(change: Any, message: str) -> None:

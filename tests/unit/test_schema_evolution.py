@@ -23,6 +23,7 @@ PUBLISHED = {
     ("telemetry_frame", 2): "bec6eee419ea4f55",
     ("ownership_event", 1): "10301d70f3c2196f",
     ("dead_letter", 1): "725fd138a0aab1ff",
+    ("consent_event", 1): "9f14348d848b04e6",
 }
 
 
@@ -35,7 +36,7 @@ def _pairs() -> list[tuple[str, int, int]]:
 
 
 def test_every_family_is_covered() -> None:
-    assert set(FAMILIES) == {"telemetry_frame", "ownership_event", "dead_letter"}
+    assert set(FAMILIES) == {"telemetry_frame", "ownership_event", "dead_letter", "consent_event"}
     assert len(load_versions("telemetry_frame")) >= 2
 
 

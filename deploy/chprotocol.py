@@ -1,31 +1,22 @@
 """The ClickHouse HTTP interface's conventions, as pure functions.
 
 What `deploy/chserver.py` needs to speak to ClickHouse clients: which URL parameters are
-settings, how errors look and map to HTTP statuses, where an insert's data starts, request
-and response compression, credentials. Nothing here touches the engine or a socket.
+settings, how errors look and map to HTTP statuses, where an insert's data starts, how a
+request body is framed, credentials. Nothing here touches the engine or a socket
+(compression is in `deploy/chcompress.py`, the Native format in `deploy/chnative.py`).
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import re
-import sys
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP as HTTP_POLICY
 from io import BufferedIOBase
-from typing import Any
-
-import lz4.frame
-
-if sys.version_info >= (3, 14):
-    from compression import zstd
-else:
-    from backports import zstd
+from urllib.parse import parse_qsl
 
 Headers = Mapping[str, str] | Message  # the request's headers; unit tests pass a dict
 
@@ -44,6 +35,11 @@ CONTROL_PARAMS = frozenset(
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # chDB's Python layer turns these "formats" into Python objects; they are no wire format.
 PYTHON_ONLY_FORMATS = frozenset({"dataframe", "arrowtable", "datastore", "debug"})
+MULTI_STATEMENTS = "Syntax error (Multi-statements are not allowed)"
+GET_IS_READONLY = (
+    "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
+    "readonly. You should use method POST for modifying queries"
+)
 
 # ClickHouse's exceptionCodeToHTTPStatus, keyed by the error name the engine prints.
 _STATUS_BY_ERROR = {
@@ -88,6 +84,7 @@ class ChError(Exception):
     code: int
     name: str
     message: str
+    http_status: int | None = None  # when this server's answer differs from the table
 
     @classmethod
     def from_engine(cls, exc: BaseException) -> ChError:
@@ -100,7 +97,7 @@ class ChError(Exception):
 
     @property
     def status(self) -> int:
-        return _STATUS_BY_ERROR.get(self.name, 500)
+        return self.http_status or _STATUS_BY_ERROR.get(self.name, 500)
 
     def body(self, version: str) -> bytes:
         text = (
@@ -125,17 +122,35 @@ class RequestParams:
     control: dict[str, str]
     settings: dict[str, str]
     query_params: dict[str, str]
+    query: bytes = b""  # the `query` parameter: ClickHouse takes any bytes as query text
+
+    def update(self, other: RequestParams) -> None:
+        self.control.update(other.control)
+        self.settings.update(other.settings)
+        self.query_params.update(other.query_params)
+        self.query = other.query or self.query
 
 
-def split_params(pairs: Iterable[tuple[str, str]]) -> RequestParams:
+def url_pairs(query_string: str) -> list[tuple[str, bytes]]:
+    """A URL's parameters with their values as the bytes the client percent-encoded."""
+    # latin-1 maps each byte to one character, so nothing is lost on the way back to bytes.
+    pairs = parse_qsl(query_string, keep_blank_values=True, encoding="latin-1")
+    return [(key, value.encode("latin-1")) for key, value in pairs]
+
+
+def split_params(pairs: Iterable[tuple[str, bytes]]) -> RequestParams:
     out = RequestParams({}, {}, {})
     for key, value in pairs:
         if key.startswith("param_"):
-            out.query_params[key[6:]] = value
+            # ClickHouse parses a parameter from its escaped text form, so a byte that is not
+            # UTF-8 can travel to the engine as the escape sequence `\xNN` for that byte.
+            out.query_params[key[6:]] = value.decode("utf-8", "backslashreplace")
+        elif key == "query":
+            out.query = value
         elif key in CONTROL_PARAMS:
-            out.control[key] = value
+            out.control[key] = value.decode("utf-8", "replace")
         elif _SETTING_NAME.fullmatch(key):
-            out.settings[key] = value
+            out.settings[key] = value.decode("utf-8", "replace")
         else:
             raise ch_error(115, "UNKNOWN_SETTING", f"Unknown setting '{key}'")
     return out
@@ -158,8 +173,9 @@ def set_statement(settings: Mapping[str, str]) -> str | None:
     return "SET " + ", ".join(f"{k} = {quote_string(v)}" for k, v in settings.items())
 
 
-def url_insert(query: str) -> tuple[str, str] | None:
+def url_insert(raw: bytes) -> tuple[str, str] | None:
     """`INSERT … FORMAT F` (or `… VALUES`) in the URL: (statement, F) when the body is data."""
+    query = raw.decode("utf-8", "replace")
     if m := _URL_INSERT.fullmatch(query):
         return m.group(1), m.group(2)
     if m := _URL_INSERT_VALUES.fullmatch(query):
@@ -176,8 +192,8 @@ def body_insert(head: bytes) -> tuple[str, str, int] | None:
     return m.group(1).encode("latin-1").decode(), m.group(2), m.end()
 
 
-def output_format(query: str, default: str) -> str:
-    m = _TRAILING_FORMAT.search(query)
+def output_format(query: bytes, default: str) -> str:
+    m = _TRAILING_FORMAT.search(query[-4096:].decode("latin-1"))
     return m.group(1) if m else default
 
 
@@ -189,50 +205,6 @@ def credentials(headers: Headers, control: Mapping[str, str]) -> tuple[str, str]
         user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
         return user, password
     return control.get("user", "default"), control.get("password", "")
-
-
-# Incremental decoders for Content-Encoding. clickhouse-connect sends one lz4/zstd frame
-# per block, so a body is several concatenated frames: start a new decoder at each end.
-_DECODERS: dict[str, Callable[[], Any]] = {
-    "lz4": lz4.frame.LZ4FrameDecompressor,
-    "zstd": zstd.ZstdDecompressor,
-    "gzip": lambda: zlib.decompressobj(wbits=31),
-    "x-gzip": lambda: zlib.decompressobj(wbits=31),
-    "deflate": lambda: zlib.decompressobj(wbits=15),
-}
-ENCODERS: dict[str, Callable[[bytes], bytes]] = {
-    "lz4": lz4.frame.compress,
-    "zstd": zstd.compress,
-    "gzip": lambda b: gzip.compress(b, compresslevel=3),
-    "deflate": lambda b: zlib.compress(b, 3),
-}
-
-
-def decode_stream(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        yield from chunks
-        return
-    if encoding not in _DECODERS:
-        raise ch_error(48, "NOT_IMPLEMENTED", f"Unsupported Content-Encoding {encoding!r}")
-    decoder = _DECODERS[encoding]()
-    for chunk in chunks:
-        while chunk:
-            out = decoder.decompress(chunk)
-            if out:
-                yield out
-            if not decoder.eof:
-                break
-            chunk = decoder.unused_data
-            decoder = _DECODERS[encoding]()
-
-
-def response_encoding(accept: str) -> str | None:
-    for token in accept.split(","):
-        name = token.split(";")[0].strip().lower()
-        if name in ENCODERS:
-            return name
-    return None
 
 
 def content_type(fmt: str) -> str:
@@ -248,31 +220,53 @@ def content_type(fmt: str) -> str:
     return "application/octet-stream"
 
 
+class BodyError(Exception):
+    """The request body is cut short or badly framed; the engine must see none of it."""
+
+
 def read_body(rfile: BufferedIOBase, headers: Headers, size: int = 1 << 20) -> Iterator[bytes]:
-    """The raw request body, by Content-Length or chunked transfer encoding."""
+    """The raw request body, by Content-Length or chunked transfer encoding.
+
+    A body that ends early (connection cut mid-body, fewer bytes than Content-Length, no
+    final chunk) raises BodyError, so the insert it carries is never committed.
+    """
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        while True:
-            length = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if length == 0:
-                while rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return
-            yield rfile.read(length)
-            rfile.readline()
+        yield from _read_chunked(rfile)
+        return
     remaining = int(headers.get("Content-Length") or 0)
     while remaining > 0:
         chunk = rfile.read(min(size, remaining))
         if not chunk:
-            return
+            raise BodyError(f"connection closed with {remaining} bytes of the body unsent")
         remaining -= len(chunk)
         yield chunk
 
 
-def parse_multipart(body: bytes, content_type_header: str) -> dict[str, str]:
+def _read_chunked(rfile: BufferedIOBase) -> Iterator[bytes]:
+    while True:
+        line = rfile.readline(1024)
+        if not line.endswith(b"\n"):
+            raise BodyError("connection closed inside a chunk header")
+        try:
+            length = int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise BodyError(f"bad chunk size line {line[:40]!r}") from None
+        if length == 0:
+            while (trailer := rfile.readline(65536)) not in (b"\r\n", b"\n"):
+                if not trailer:
+                    raise BodyError("connection closed inside the trailers")
+            return
+        data = rfile.read(length)
+        if len(data) < length or rfile.readline(2) not in (b"\r\n", b"\n"):
+            raise BodyError("connection closed inside a chunk")
+        yield data
+
+
+def parse_multipart(body: bytes, content_type_header: str) -> list[tuple[str, bytes]]:
     """Form fields of a multipart request (clickhouse-connect sends long params that way)."""
     head = f"Content-Type: {content_type_header}\r\n\r\n".encode()
     msg = BytesParser(policy=HTTP_POLICY).parsebytes(head + body)
-    fields: dict[str, str] = {}
+    fields: list[tuple[str, bytes]] = []
     for part in msg.walk():
         if part.is_multipart():
             continue
@@ -281,5 +275,28 @@ def parse_multipart(body: bytes, content_type_header: str) -> dict[str, str]:
         payload = part.get_payload(decode=True)
         name = part.get_param("name", header="content-disposition")
         if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = payload.decode()
+            fields.append((name, payload))
     return fields
+
+
+# Where a statement starts, after blanks and comments: which kind of statement it is.
+_LEAD = r"(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/)*"
+_RESULT_STREAMED = re.compile(_LEAD + r"(?:\(|SELECT\b|WITH\b|FROM\b)", re.I | re.S)
+_SET = re.compile(_LEAD + r"SET\b(?!\s+ROLE\b)", re.I | re.S)
+_USE = re.compile(_LEAD + r"USE\b", re.I | re.S)
+
+
+def statement_kind(query: bytes) -> str:
+    """ "select" (its result can be streamed), "set", "use" or "other"."""
+    head = query[:4096].decode("latin-1")
+    for kind, pattern in (("select", _RESULT_STREAMED), ("set", _SET), ("use", _USE)):
+        if pattern.match(head):
+            return kind
+    return "other"
+
+
+def strip_format(query: bytes) -> bytes:
+    """The query without its trailing `FORMAT x` (to DESCRIBE it)."""
+    text = query.decode("latin-1")
+    m = _TRAILING_FORMAT.search(text)
+    return (text[: m.start()] if m else text).rstrip().rstrip(";").encode("latin-1")

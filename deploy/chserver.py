@@ -2,27 +2,22 @@
 
 A thin adapter: every statement runs in the engine; this module only routes requests,
 checks the credentials, and speaks the HTTP conventions ClickHouse clients rely on
-(status codes, `X-ClickHouse-*` headers, compression, `param_*` and settings in the URL).
+(status codes, `X-ClickHouse-*` headers, compression both ways, `param_*` and settings in
+the URL, sessions, results streamed as the engine produces them).
 
     python -m deploy.chserver --data-dir DIR --port 8123 --user U --password-file F
 
-Concurrency: one chDB engine per data dir per process, but the engine accepts many
-connections, each its own ClickHouse session (current database, settings) and each able
-to run a statement while the others run theirs (measured: three 1.5 s sleeps on three
-connections take 1.5 s; on one connection they queue). So every request gets a fresh
-connection (~1 ms) and nothing here serializes queries. An anchor connection held for
-the server's life keeps the engine up between requests.
-
-Not supported (answered with NOT_IMPLEMENTED): ClickHouse's own block compression
-(`compress=1`/`decompress=1`), external data tables. `session_id` is accepted, but each
-request starts from the server defaults: sessions do not keep SET or temporary tables.
+Where the work lives: `chengine` (connections, sessions), `chprotocol` (parameters, errors,
+routing), `chio` (bodies in and out), `chcompress` (codecs), `chformats` and `chnative`
+(joining streamed pieces; the Native format at the client's protocol revision).
+README's "Embedded ClickHouse server" lists what is not supported, and why.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
-import json
 import logging
 import os
 import signal
@@ -30,131 +25,29 @@ import socket
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
+from deploy import chquery
+from deploy.chcompress import BAD_BODY_STATUS, decode_native, decode_stream, truncated
+from deploy.chengine import Engine
+from deploy.chio import Spool
 from deploy.chprotocol import (
-    ENCODERS,
-    PYTHON_ONLY_FORMATS,
+    BodyError,
     ChError,
     auth_failed,
-    body_insert,
     ch_error,
-    content_type,
     credentials,
-    decode_stream,
-    output_format,
     parse_multipart,
-    quote_identifier,
     read_body,
-    response_encoding,
-    set_statement,
     split_params,
-    url_insert,
+    url_pairs,
 )
-
-if sys.version_info >= (3, 14):
-    pass
-else:
-    pass
-
+from deploy.chquery import Reply
 
 log = logging.getLogger("vdp.chserver")
-
-
-@dataclass
-class Outcome:
-    data: bytes
-    fmt: str
-    summary: dict[str, int]
-
-
-class Engine:
-    """The chDB engine on one data dir; `run`/`insert` open a connection per request."""
-
-    def __init__(self, path: Path) -> None:
-        from chdb.session import Session  # the engine's import is heavy; unit tests skip it
-
-        self._session_cls = Session
-        self.path = str(path)
-        self._lock = threading.Lock()  # connect/close touch the engine's connection registry
-        self._anchor = self._connect()
-        row = self._anchor.query("SELECT version(), timezone()", "TSV").bytes().decode()
-        self.version, self.timezone = row.strip().split("\t")
-
-    def _connect(self) -> Any:
-        with self._lock:
-            return self._session_cls(self.path)
-
-    def _prepare(self, conn: Any, database: str | None, settings: Mapping[str, str]) -> None:
-        if database:
-            conn.query(f"USE {quote_identifier(database)}", "TSV")
-        if stmt := set_statement(settings):
-            conn.query(stmt, "TSV")
-
-    def execute(
-        self, database: str | None, settings: Mapping[str, str], fn: Callable[[Any], Outcome]
-    ) -> Outcome:
-        conn = self._connect()
-        try:
-            self._prepare(conn, database, settings)
-            return fn(conn)
-        except ChError:
-            raise
-        except Exception as e:
-            raise ChError.from_engine(e) from e
-        finally:
-            with self._lock:
-                conn.close()
-
-    @staticmethod
-    def query(sql: str, fmt: str, params: Mapping[str, str]) -> Callable[[Any], Outcome]:
-        if fmt.lower() in PYTHON_ONLY_FORMATS:
-            raise ch_error(73, "UNKNOWN_FORMAT", f"Unknown output format {fmt}")
-
-        def run(conn: Any) -> Outcome:
-            res = conn.query(sql, fmt, params=dict(params))
-            data = res.bytes()
-            summary = {
-                "read_rows": res.storage_rows_read(),
-                "read_bytes": res.storage_bytes_read(),
-                "written_rows": res.rows_written(),
-                "written_bytes": res.bytes_written(),
-                "total_rows_to_read": res.storage_rows_read(),
-                "result_rows": res.rows_read(),
-                "result_bytes": len(data),
-                "elapsed_ns": int(res.elapsed() * 1e9),
-            }
-            return Outcome(data, fmt, summary)
-
-        return run
-
-    @staticmethod
-    def insert(stmt: str, fmt: str, body: Iterable[bytes]) -> Callable[[Any], Outcome]:
-        def run(conn: Any) -> Outcome:
-            inserter = conn.send_insert(stmt, fmt)
-            try:
-                for chunk in body:
-                    inserter.append(chunk)
-            except BaseException:
-                inserter.cancel()
-                raise
-            res = inserter.finish()
-            summary = dict.fromkeys(("read_rows", "read_bytes", "total_rows_to_read"), 0)
-            summary.update(written_rows=res.rows_written, written_bytes=res.bytes_written)
-            summary.update(result_rows=0, result_bytes=0, elapsed_ns=int(res.elapsed * 1e9))
-            return Outcome(b"", fmt, summary)
-
-        return run
-
-    def close(self) -> None:
-        with self._lock:
-            self._anchor.close()
 
 
 class ChServer(ThreadingHTTPServer):
@@ -186,6 +79,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clickhouse-connect pools connections
     timeout = 600  # an idle keep-alive connection frees its thread after this
     server: ChServer
+    body_read = False  # this request's body is consumed (an error need not close)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # one line per request is written by _serve instead
@@ -201,8 +95,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         started = time.monotonic()
+        self.body_read = False
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
+        reply = Reply(self, self.server.engine, self.server.display_name)
         status, info = 200, ""
         with self.server.active_lock:
             self.server.active += 1
@@ -210,23 +106,23 @@ class Handler(BaseHTTPRequestHandler):
             if path in ("/ping", "/replicas_status") or (
                 path == "/" and self.command in ("GET", "HEAD") and "query=" not in url.query
             ):
-                self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
+                reply.send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
             elif path != "/":
                 status = 404
                 body = _NO_HANDLER.format(path=path).encode()
-                self._send(404, body, {"Content-Type": "text/plain; charset=UTF-8"})
+                reply.send(404, body, {"Content-Type": "text/plain; charset=UTF-8"})
             else:
-                info = self._query(url.query)
+                info = self._query(url.query, reply)
         except ChError as e:
             status, info = e.status, e.name
-            self._send_error(e)
+            reply.error(e)
         except (ConnectionError, TimeoutError) as e:
             status, info = 499, f"client gone: {e}"
             self.close_connection = True
         except Exception as e:  # a bug here must still answer, as ClickHouse would, with a 500
             log.exception("request failed")
             status, info = 500, repr(e)
-            self._send_error(ch_error(1001, "STD_EXCEPTION", repr(e)))
+            reply.error(ch_error(1001, "STD_EXCEPTION", repr(e)))
         finally:
             with self.server.active_lock:
                 self.server.active -= 1
@@ -234,97 +130,43 @@ class Handler(BaseHTTPRequestHandler):
         peer = self.client_address[0]
         log.info("%s %s %s %d %.1fms %s", peer, self.command, path, status, ms, info)
 
-    def _query(self, url_query: str) -> str:
-        p = split_params(parse_qsl(url_query, keep_blank_values=True))
+    def _query(self, url_query: str, reply: Reply) -> str:
+        p = split_params(url_pairs(url_query))
         user, password = credentials(self.headers, p.control)
         if not self.server.authenticate(user, password):
             raise auth_failed(user)
-        if p.control.get("compress") == "1" or p.control.get("decompress") == "1":
-            msg = "ClickHouse block compression (compress/decompress=1): use Content-Encoding"
-            raise ch_error(48, "NOT_IMPLEMENTED", msg)
-        body = decode_stream(
+        reply.native_compression(p.control.get("compress") == "1", p.settings)
+        body = self._read_body(p.control.get("decompress") == "1", p.settings)
+        try:
+            ctype = self.headers.get("Content-Type", "")
+            if ctype.lower().startswith("multipart/form-data"):
+                p.update(split_params(parse_multipart(body.read(), ctype)))
+                body.close()
+                body = Spool(())
+            return chquery.run(self, reply, p, user, body)
+        finally:
+            body.close()
+
+    def _read_body(self, native: bool, settings: dict[str, str]) -> Spool:
+        """The whole body, decoded and checked; nothing reaches the engine before that."""
+        chunks = decode_stream(
             read_body(self.rfile, self.headers), self.headers.get("Content-Encoding", "")
         )
-        ctype = self.headers.get("Content-Type", "")
-        if ctype.lower().startswith("multipart/form-data"):
-            form = split_params(parse_multipart(b"".join(body), ctype).items())
-            p.control.update(form.control)
-            p.settings.update(form.settings)
-            p.query_params.update(form.query_params)
-            body = iter(())
-        database = p.control.get("database") or self.headers.get("X-ClickHouse-Database")
-        default_fmt = p.control.get("default_format") or self.headers.get("X-ClickHouse-Format")
-        default_fmt = default_fmt or "TabSeparated"
-        query = p.control.get("query", "")
-        settings = dict(p.settings)
-        if self.command != "POST" and settings.pop("readonly", "0") in ("0", ""):
-            settings["readonly"] = "2"  # as ClickHouse: GET may only read
-        engine = self.server.engine
-        if query and (ins := url_insert(query)):
-            fn, fmt = Engine.insert(ins[0], ins[1], body), default_fmt
-        else:
-            data = b"".join(body)
-            found = None if query else body_insert(data[:65536])
-            if found:
-                fn, fmt = Engine.insert(found[0], found[1], [data[found[2] :]]), default_fmt
-            else:
-                try:
-                    text = query + ("\n" if query and data else "") + data.decode()
-                except UnicodeDecodeError as e:
-                    raise ch_error(62, "SYNTAX_ERROR", f"Query is not UTF-8: {e}") from e
-                if not text.strip():
-                    raise ch_error(62, "SYNTAX_ERROR", "Empty query")
-                fmt = output_format(text, default_fmt)
-                fn = Engine.query(text, fmt, p.query_params)
-        out = engine.execute(database, settings, fn)
-        headers = {
-            "Content-Type": content_type(out.fmt),
-            "X-ClickHouse-Format": out.fmt,
-            "X-ClickHouse-Summary": json.dumps({k: str(v) for k, v in out.summary.items()}),
-        }
-        compress = p.control.get("enable_http_compression") == "1"
-        self._send(200, out.data, headers, compress, p.control.get("query_id"))
-        return f"rows={out.summary['result_rows'] or out.summary['written_rows']}"
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        headers: dict[str, str],
-        compress: bool = False,
-        query_id: str | None = None,
-    ) -> None:
-        encoding = response_encoding(self.headers.get("Accept-Encoding", "")) if compress else None
-        if encoding and body:
-            body = ENCODERS[encoding](body)
-            headers["Content-Encoding"] = encoding
-        engine = self.server.engine
-        self.send_response(status)
-        headers.update(
-            {
-                "X-ClickHouse-Query-Id": query_id or str(uuid.uuid4()),
-                "X-ClickHouse-Server-Display-Name": self.server.display_name,
-                "X-ClickHouse-Timezone": engine.timezone,
-                "Content-Length": str(len(body)),
-            }
-        )
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_error(self, e: ChError) -> None:
-        # The body may be unread (a rejected insert): don't let it be read as a next request.
-        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+        if native:
+            skip = settings.get("http_native_compression_disable_checksumming_on_decompress")
+            chunks = decode_native(chunks, verify=skip not in ("1", "true"))
+        try:
+            spool = Spool(chunks)
+            self.body_read = True
+            return spool
+        except BodyError as e:
+            self.close_connection = True  # the rest of the stream is not a next request
+            err = truncated(str(e))
+            err.http_status = BAD_BODY_STATUS
+            raise err from e
+        except ChError:
             self.close_connection = True
-        headers = {
-            "Content-Type": "text/plain; charset=UTF-8",
-            "X-ClickHouse-Exception-Code": str(e.code),
-        }
-        if self.close_connection:
-            headers["Connection"] = "close"
-        self._send(e.status, e.body(self.server.engine.version), headers)
+            raise
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -368,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + 15
     while server.active and time.monotonic() < deadline:
         time.sleep(0.05)  # let running statements finish before the engine shuts down
-    engine.close()
+    with contextlib.suppress(Exception):
+        engine.close()
     log.info("stopped")
     return 0
 

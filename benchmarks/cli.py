@@ -57,6 +57,11 @@ def _register_process(sub: Any) -> None:
     bench.add_argument("--partitions", type=int, default=4)
     bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
     bench.add_argument("--paced-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--consent-compare",
+        action="store_true",
+        help="instead of the baseline: the processor with consent off beside on (all granted)",
+    )
     bench.set_defaults(handler=bench_process)
 
 
@@ -115,6 +120,7 @@ def bench_process(args: argparse.Namespace, settings: Settings) -> int:
         args.rate,
         args.paced_seconds,
         sys.stdout,
+        args.consent_compare,
     )
     return 0
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from schemas.tables import NOT_COLLECTED
 
 
 @dataclass
@@ -30,6 +33,12 @@ class Metrics:
         )
         self.flagged = Counter(
             "vdp_process_samples_flagged", "Samples flagged as implausible jumps", registry=r
+        )
+        self.not_collected = Counter(
+            "vdp_process_samples_not_collected",
+            "Samples not stored: their category was not granted at their time",
+            ["category"],
+            registry=r,
         )
         self.batch_size = Histogram(
             "vdp_process_batch_records",
@@ -52,6 +61,16 @@ class Metrics:
         self.ownership_vins = Gauge(
             "vdp_process_ownership_vins", "Cars in the ownership book", registry=r
         )
+
+    def count_not_collected(self, columns: list[list[Any]]) -> None:
+        """Count `not_collected` rows (the table contract's columns) by category."""
+        by_category: dict[str, int] = {}
+        categories = columns[NOT_COLLECTED.columns.index("category")]
+        counts = columns[NOT_COLLECTED.columns.index("samples")]
+        for category, n in zip(categories, counts, strict=True):
+            by_category[category] = by_category.get(category, 0) + n
+        for category, n in by_category.items():
+            self.not_collected.labels(category).inc(n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

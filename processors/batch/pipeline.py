@@ -1,5 +1,6 @@
-"""One batch's way through: validate → tag → dead letters out → samples in, retried until
-written. Returns only when everything is stored, which is when the caller may ack.
+"""One batch's way through: validate → tag (owner, category, consent) → dead letters out →
+samples, incidents and not-collected counts in, retried until written. Returns only when
+everything is stored, which is when the caller may ack.
 
 No Faust, Kafka or ClickHouse here (the runtime hands over `RawRecord`s and the writers
 sit behind the `Sink` and `DeadLetters` contracts), so the same path runs under the
@@ -15,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from processors.batch.consent import stored_incidents
 from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
@@ -23,7 +25,7 @@ from processors.batch.records import RawRecord, Rejection
 from processors.batch.retry import Backoff, batch_token, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Validator
-from schemas.tables import DEAD_LETTERS, INCIDENTS, SAMPLES
+from schemas.tables import DEAD_LETTERS, INCIDENTS, NOT_COLLECTED, SAMPLES
 
 log = logging.getLogger("vdp.process")
 
@@ -66,7 +68,8 @@ class Pipeline:
         now_ms = int(time.time() * 1000)
         result = self.validator.validate(records, now_ms)
         samples = self.tagger.tag(result.frames)
-        incidents = self.incidents.detect(result.frames)
+        # An incident of a category not stored at its time is not stored either.
+        incidents = stored_incidents(self.incidents.detect(result.frames), self.tagger.rights)
         token = batch_token(records)
         failed = self.record_failure
         if result.rejections:
@@ -77,6 +80,7 @@ class Pipeline:
             self.sink.add(DEAD_LETTERS, dead_letter_columns(result.rejections))
         self.sink.add(SAMPLES, samples.columns)
         self.sink.add(INCIDENTS, incidents)
+        self.sink.add(NOT_COLLECTED, samples.not_collected)
         await retrying("clickhouse insert", lambda: self.sink.flush(token), self.backoff, failed)
         self.inserts += 1
         if self.inserts == self.crash_after_inserts:
@@ -85,6 +89,7 @@ class Pipeline:
             log.warning("fault injection: SIGKILL after insert %d, before ack", self.inserts)
             os.kill(os.getpid(), signal.SIGKILL)
         self._count(records, samples.unowned, samples.flagged, len(samples), result.rejections)
+        self.metrics.count_not_collected(samples.not_collected)
         return BatchOutcome(len(records), len(samples), len(result.rejections))
 
     def record_failure(self, what: str) -> None:

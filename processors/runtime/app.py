@@ -16,12 +16,14 @@ them count once. The design does not rely on Faust's own delivery guarantees.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
 from faust.types import EventT
 from faust.web import Request, Response, View
 
+from processors.batch.consent import ConsentBook, Rules
 from processors.batch.dedupe import DuplicateTracker
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
@@ -31,13 +33,13 @@ from processors.batch.records import RawRecord
 from processors.batch.retry import Backoff, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Limits, Validator
+from processors.runtime.book_reader import BookReader
 from processors.runtime.faustapp import App
-from processors.runtime.ownership_reader import OwnershipReader
 from processors.writers.clickhouse import ClickHouseSink
 from processors.writers.deadletters import DeadLetterProducer
 from schemas.catalog import load_catalog
-from schemas.codec import telemetry_codec
-from schemas.tables import OWNERSHIP_INTERVALS
+from schemas.codec import consent_codec, ownership_codec, telemetry_codec
+from schemas.tables import CONSENT_DECISIONS, OWNERSHIP_INTERVALS
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -61,10 +63,23 @@ class Worker:
         self.sink = ClickHouseSink(clickhouse_client(settings, database), database)
         self.interval_sink = ClickHouseSink(clickhouse_client(settings, database), database)
         self.dlq = DeadLetterProducer(settings.kafka_bootstrap, settings.topic_dlq)
-        self.reader = OwnershipReader(settings.kafka_bootstrap, settings.topic_ownership, self.book)
+        bootstrap = settings.kafka_bootstrap
+        self.reader = BookReader(
+            bootstrap, settings.topic_ownership, self.book, ownership_codec(), "ownership"
+        )
+        rules = Rules(catalog, settings.consent_coarse_grid_degrees)
+        self.consent = ConsentBook(rules, self.book)
+        self.consent_reader = BookReader(
+            bootstrap, settings.topic_consent, self.consent, consent_codec(), "consent"
+        )
+        # A third sink: the consent task's inserts run in a thread of their own too.
+        self.consent_sink = ClickHouseSink(clickhouse_client(settings, database), database)
+        if not settings.process_consent:
+            log.warning("!!! VDP_PROCESS_CONSENT=false: every category is stored, consent and "
+                        "deletions are ignored (benchmark only) !!!")  # fmt: skip
         self.pipeline = Pipeline(
             validator,
-            Tagger(catalog, self.book),
+            Tagger(catalog, self.book, self.consent if settings.process_consent else None),
             IncidentDetector(catalog, self.book),
             self.sink,
             self.dlq,
@@ -86,19 +101,45 @@ class Worker:
             self.pipeline.record_failure,
         )
 
-    async def run_ownership(self) -> None:
-        await self.reader.start()
-        try:
-            await self.reader.run(self.write_intervals)
-        finally:
-            await self.reader.stop()
+    async def write_decisions(self, vins: list[str]) -> None:
+        # No token either: one row per (vin, decision id), and a decision never changes.
+        self.consent_sink.add(CONSENT_DECISIONS, self.consent.decision_columns(vins))
+        await retrying(
+            "consent_decisions insert",
+            lambda: self.consent_sink.flush(None),
+            self.backoff,
+            self.pipeline.record_failure,
+        )
 
-    async def before_batch(self) -> None:
-        """Apply every ownership event the broker holds before tagging a batch."""
+    async def run_ownership(self) -> None:
+        await _follow(self.reader, self.write_intervals)
+
+    async def run_consent(self) -> None:
+        await _follow(self.consent_reader, self.write_decisions)
+
+    async def books_caught_up(self) -> None:
+        """Wait until both books hold every event the broker has now."""
         await self.reader.ready.wait()
+        await self.consent_reader.ready.wait()
         self.health.ownership_ready = True
         if not await self.reader.caught_up():
             log.warning("ownership book still behind the topic after 30 s; tagging anyway")
+        # Not so consent: storing a sample after its owner withdrew is not a late tag but
+        # data the owner refused, so a batch waits for the consent book however long.
+        while not await self.consent_reader.caught_up():
+            log.warning("consent book still behind the topic after 30 s; waiting")
+
+    async def before_batch(self) -> None:
+        """Apply every ownership event the broker holds before tagging a batch."""
+        await self.books_caught_up()
+
+
+async def _follow(reader: BookReader, on_changed: Callable[[list[str]], object]) -> None:
+    await reader.start()
+    try:
+        await reader.run(on_changed)
+    finally:
+        await reader.stop()
 
 
 def backoff(settings: Settings) -> Backoff:
@@ -149,6 +190,10 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
     async def ownership() -> None:
         await worker.run_ownership()
 
+    @app.task
+    async def consent() -> None:
+        await worker.run_consent()
+
     @app.agent(raw, concurrency=1)
     async def process(stream: faust.StreamT[bytes]) -> None:
         assert isinstance(stream, faust.Stream)  # noack_take is on the concrete Stream
@@ -175,7 +220,8 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        worker.health.ownership_ready = worker.reader.ready.is_set()
+        books = (worker.reader, worker.consent_reader)
+        worker.health.ownership_ready = all(r.ready.is_set() for r in books)
         ok, body = worker.health.verdict()
         body["partitions"] = sorted(
             tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_raw

@@ -45,6 +45,7 @@ class Setup:
     ownership: str
     dlq: str
     data_dir: Path
+    consent: str = ""
     app_id: str = field(default_factory=lambda: f"vdp-test-{uuid.uuid4().hex[:8]}")
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -58,6 +59,7 @@ class Setup:
             VDP_TOPIC_RAW=self.raw,
             VDP_TOPIC_OWNERSHIP=self.ownership,
             VDP_TOPIC_DLQ=self.dlq,
+            VDP_TOPIC_CONSENT=self.consent,
             VDP_DATA_DIR=str(self.data_dir),
             VDP_PROCESS_APP_ID=self.app_id,
             VDP_PROCESS_BATCH_SIZE="2000",
@@ -90,6 +92,7 @@ def make_setup(
         ownership=new_topic("own", partitions=1, config={"cleanup.policy": "compact"}),
         dlq=new_topic("dlq", partitions=1),
         data_dir=tmp_path / "vdp",
+        consent=new_topic("consent", partitions=1, config={"cleanup.policy": "compact"}),
     )
 
 
@@ -117,7 +120,22 @@ def publish(
     publish_run(simulator, publisher, Topics(setup.raw, setup.ownership), injector, manifest)
     stats = publisher.close(60.0)
     assert stats.failed == 0 and stats.pending == 0, stats.as_dict()
-    return manifest.to_dict(stats.as_dict())
+    return stored_by_default(manifest.to_dict(stats.as_dict()))
+
+
+def stored_by_default(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with only the categories collected by default in `by_owner`: what the
+    processors store of a fleet that published no consent (issue 15). A manifest that
+    knows its fleet's consents (`consents`) already counts only what must be stored."""
+    if "consents" in manifest:
+        return manifest
+    categories = load_catalog().categories
+    for car in manifest["cars"].values():
+        for groups in car["by_owner"].values():
+            for category in [c for c in groups if not categories[c].collected_by_default]:
+                car["samples"] -= groups.pop(category)["samples"]
+        car["by_owner"] = {owner: groups for owner, groups in car["by_owner"].items() if groups}
+    return manifest
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

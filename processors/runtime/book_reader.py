@@ -1,18 +1,19 @@
-"""Feeds the ownership book from the compacted `ownership` topic, all of it, in every worker.
+"""Feeds a book (ownership, consent) from its compacted topic, all of it, in every worker.
 
-Why not a partitioned Faust table: a worker's telemetry partitions need the ownership of
-their cars, and co-partitioning would tie the two topics' partition counts together; a
-Faust GlobalTable has known recovery hangs. The book is small (one timeline per car) and
-the compacted topic already is its changelog (every event carries the car's whole
-timeline), so each worker reads the topic from the start with its own group-less consumer,
-keeps the book in memory, and keeps tailing it.
+Why not a partitioned Faust table: a worker's telemetry partitions need the ownership and
+consent of their cars, and co-partitioning would tie the topics' partition counts
+together; a Faust GlobalTable has known recovery hangs. A book is small (one timeline per
+car) and its compacted topic already is its changelog (every event carries the car's
+whole timeline), so each worker reads the topic from the start with its own group-less
+consumer, keeps the book in memory, and keeps tailing it.
 
-Ordering: the telemetry agent waits for `caught_up()` before each batch: the reader has
-then applied every ownership event the broker held when the batch was taken, so a sale
-published before the samples that follow it is always seen. An event that arrives later
-still, with an effective-from time in the past, re-tags nothing already written: those
-samples keep the owner known when they were written (or no owner: kept, counted, never
-served).
+Ordering: the worker waits for `caught_up()` of every book before each batch: the reader
+has then applied every event the broker held when the batch was taken, so a sale or a
+withdrawal published before the samples that follow it is always seen. An ownership event
+that arrives later still, with an effective-from time in the past, re-tags nothing
+already written: those samples keep the owner known when they were written (or no owner:
+kept, counted, never served). A deletion scope is never late in that way: the query
+service deletes only after it has been on the topic for `VDP_DELETION_SETTLE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -20,28 +21,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from processors.batch.ownership import OwnershipBook
-from schemas.codec import AvroCodec, ownership_codec
+from schemas.codec import AvroCodec
 from schemas.errors import ContractError
 
-log = logging.getLogger("vdp.ownership")
+log = logging.getLogger("vdp.books")
 
 
-class OwnershipReader:
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        book: OwnershipBook,
-        codec: AvroCodec | None = None,
-    ) -> None:
+class Book(Protocol):
+    def __len__(self) -> int: ...
+
+    def apply(self, event: Mapping[str, Any], partition: int, offset: int) -> str:
+        """Merge one event; returns its VIN."""
+
+
+class BookReader:
+    def __init__(self, bootstrap: str, topic: str, book: Book, codec: AvroCodec, name: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.book = book
-        self.codec = codec or ownership_codec()
+        self.codec = codec
+        self.name = name
         self.ready = asyncio.Event()
         self.rejected = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -82,7 +85,7 @@ class OwnershipReader:
                         event = self.codec.decode(m.value)
                     except ContractError as e:
                         self.rejected += 1
-                        log.warning("ownership %s@%d rejected: %s", tp, m.offset, e)
+                        log.warning("%s %s@%d rejected: %s", self.name, tp, m.offset, e)
                         continue
                     changed.append(self.book.apply(event, tp.partition, m.offset))
             if changed:
@@ -95,7 +98,7 @@ class OwnershipReader:
     async def _mark_ready_when_caught_up(self) -> None:
         if await self._at_end():
             if not self.ready.is_set():
-                log.info("ownership book caught up: %d cars", len(self.book))
+                log.info("%s book caught up: %d cars", self.name, len(self.book))
             self.ready.set()
 
     async def _at_end(self) -> bool:

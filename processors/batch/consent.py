@@ -1,0 +1,278 @@
+"""What the owner allowed, and what they asked to delete: the consent book the tagger asks.
+
+Pure: consent-event records in, answers out. Each event on the compacted `consent` topic
+carries the car's every consent decision and deletion scope so far (compaction keeps only
+a car's latest event), so the book merges them by id; replaying the topic from the start,
+or the same event twice, yields the same book — and the deletion scopes come back with it,
+which is what keeps a replay of old frames from storing deleted data again.
+
+A sample is judged at its event time, like ownership: the owner then (from the ownership
+book), that owner's latest decision for the sample's category begun by then, and whether
+it had expired. No decision, or an expired grant, means the category's catalog default.
+Decisions of a previous owner never apply to the next one. Per car the answers are cut
+into stretches of time with one `Policy` each (between any two moments where an owner, a
+decision, an expiry or a deletion scope begins or ends), so the hot path asks one bisect
+per frame, as `OwnershipBook.owner_at` does.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.batch.ownership import NO_OWNER, OwnershipBook
+from schemas.catalog import Catalog
+from schemas.tables import CONSENT_DECISIONS, INCIDENTS
+
+OFF = "off"
+_FULL = ("on", "precise")  # granted at full precision
+_EARLIEST = -(1 << 62)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    id: str
+    owner_id: str
+    category: str
+    mode: str  # off | on | precise | coarse
+    effective_from: int  # ms, inclusive
+    expires_at: int | None  # ms, exclusive; None for off
+    recorded_at: int
+
+    def row(self, vin: str) -> tuple[Any, ...]:
+        """The decision as a `consent_decisions` row, in the table contract's order."""
+        return (vin, self.id, self.owner_id, self.category, self.mode, self.effective_from,
+                self.expires_at, self.recorded_at)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionScope:
+    request_id: str
+    owner_id: str
+    categories: frozenset[str]
+    time_from: int  # ms, inclusive
+    time_to: int  # ms, exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What to do with one car's samples over a stretch of time."""
+
+    owner: str
+    keep: Mapping[str, tuple[str, str]]  # stored signals -> (category, sensitivity)
+    refused: Mapping[str, str]  # signals not collected for want of consent -> category
+    coarse: frozenset[str]  # stored signals rounded to the coarse grid
+    stored: frozenset[str]  # categories stored (wholly or coarse)
+
+    def stores(self, category: str) -> bool:
+        return category in self.stored
+
+
+_Parts = tuple[dict[str, tuple[str, str]], dict[str, str], frozenset[str], frozenset[str]]
+
+
+@dataclass
+class _Car:
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    deletions: dict[tuple[str, int], DeletionScope] = field(default_factory=dict)
+
+
+@dataclass
+class _Stretches:
+    revision: int  # of the car's ownership history they were cut with
+    starts: list[int]
+    policies: list[Policy]
+
+
+class Rules:
+    """The catalog's side of a policy: each signal's labels, each category's default and
+    coarse signals. Policies with the same modes are one shared object."""
+
+    def __init__(self, catalog: Catalog, grid_degrees: float) -> None:
+        self.labels = {s.name: (s.category, s.sensitivity) for s in catalog}
+        self.categories: dict[str, list[str]] = {name: [] for name in catalog.categories}
+        for s in catalog:
+            self.categories[s.category].append(s.name)
+        self.defaults = {
+            name: ("on" if c.collected_by_default else OFF)
+            for name, c in catalog.categories.items()
+        }
+        self.coarse_grid = {
+            name: frozenset(c.coarse_grid) for name, c in catalog.categories.items()
+        }
+        self.grid = grid_degrees
+        # Round to the grid, then to the decimals the grid has, so 31.23 is stored as 31.23
+        # and not 31.230000000000004.
+        self.digits = max(0, math.ceil(-math.log10(grid_degrees))) + 1
+        self._shared: dict[tuple[str, tuple[str, ...]], Policy] = {}
+        self._parts: dict[tuple[str, ...], _Parts] = {}
+
+    def round(self, value: float) -> float:
+        return round(round(value / self.grid) * self.grid, self.digits)
+
+    def policy(self, owner: str, modes: Mapping[str, str]) -> Policy:
+        """The policy of `owner` with `modes` per category ("deleted" = in a deletion scope)."""
+        key = tuple(modes[c] for c in self.categories)
+        policy = self._shared.get((owner, key))
+        if policy is None:
+            parts = self._parts.get(key) or self._make_parts(key)
+            policy = Policy(owner, *parts)
+            if len(self._shared) > 100_000:  # bounded: one per owner and mode mix
+                self._shared.clear()
+            self._shared[(owner, key)] = policy
+        return policy
+
+    def _make_parts(self, key: tuple[str, ...]) -> _Parts:
+        keep: dict[str, tuple[str, str]] = {}
+        refused: dict[str, str] = {}
+        coarse: set[str] = set()
+        stored: set[str] = set()
+        for (category, names), mode in zip(self.categories.items(), key, strict=True):
+            if mode == OFF:
+                refused.update((n, category) for n in names)
+                continue
+            if mode == "deleted":
+                continue  # dropped, not counted: the owner asked for it to go away
+            stored.add(category)
+            grid = self.coarse_grid[category]
+            kept = names if mode in _FULL else [n for n in names if n in grid]
+            keep.update((n, self.labels[n]) for n in kept)
+            if mode not in _FULL:
+                coarse.update(kept)
+        # The dicts are shared by every policy with these modes, whoever the owner.
+        parts = (keep, refused, frozenset(coarse), frozenset(stored))
+        self._parts[key] = parts
+        return parts
+
+
+class ConsentBook:
+    """Consent decisions and deletion scopes per car, answered at a sample's event time."""
+
+    def __init__(self, rules: Rules, ownership: OwnershipBook) -> None:
+        self.rules = rules
+        self.ownership = ownership
+        self._cars: dict[str, _Car] = {}
+        self._stretches: dict[str, _Stretches] = {}
+
+    def __len__(self) -> int:
+        return len(self._cars)
+
+    def apply(self, event: Mapping[str, Any], partition: int = 0, offset: int = 0) -> str:
+        """Merge one consent event (its decisions and deletion scopes); returns its VIN."""
+        vin = str(event["vin"])
+        car = self._cars.setdefault(vin, _Car())
+        for d in event.get("decisions", ()):
+            expires = d.get("expires_at")
+            car.decisions[str(d["id"])] = Decision(
+                str(d["id"]), str(d["owner_id"]), str(d["category"]), str(d["mode"]),
+                int(d["effective_from"]), None if expires is None else int(expires),
+                int(d["recorded_at"]),
+            )  # fmt: skip
+        for s in event.get("deletions", ()):
+            scope = DeletionScope(str(s["request_id"]), str(s["owner_id"]),
+                                  frozenset(s["categories"]), int(s["time_from"]),
+                                  int(s["time_to"]))  # fmt: skip
+            car.deletions[(scope.request_id, scope.time_from)] = scope
+        self._stretches.pop(vin, None)
+        return vin
+
+    def decisions(self, vin: str) -> list[Decision]:
+        car = self._cars.get(vin)
+        return sorted(car.decisions.values(), key=_order) if car else []
+
+    def deletions(self, vin: str) -> list[DeletionScope]:
+        car = self._cars.get(vin)
+        return sorted(car.deletions.values(), key=lambda s: s.time_from) if car else []
+
+    def decision_columns(self, vins: Iterable[str]) -> list[list[Any]]:
+        """The `consent_decisions` column lists of the cars `vins`."""
+        columns = CONSENT_DECISIONS.empty()
+        for vin in vins:
+            for decision in self.decisions(vin):
+                for column, value in zip(columns, decision.row(vin), strict=True):
+                    column.append(value)
+        return columns
+
+    def policy(self, vin: str, time_ms: int) -> Policy:
+        """The policy for the car's samples taken at `time_ms`."""
+        stretches = self._stretches.get(vin)
+        if stretches is None or stretches.revision != self.ownership.revision(vin):
+            stretches = self._cut(vin)
+        index = bisect_right(stretches.starts, time_ms) - 1
+        return stretches.policies[index]
+
+    def mode(self, vin: str, owner: str, category: str, time_ms: int) -> str:
+        """The mode that applies to `owner`'s `category` at `time_ms` (consent only)."""
+        default = self.rules.defaults[category]
+        if owner == NO_OWNER:
+            return default
+        car = self._cars.get(vin)
+        latest: Decision | None = None
+        for d in car.decisions.values() if car else ():
+            if d.owner_id == owner and d.category == category and d.effective_from <= time_ms:
+                if latest is None or _order(d) > _order(latest):
+                    latest = d
+        if latest is None:
+            return default
+        if latest.mode != OFF and latest.expires_at is not None and time_ms >= latest.expires_at:
+            return default  # an expired grant: back to what holds without one
+        return latest.mode
+
+    def _cut(self, vin: str) -> _Stretches:
+        car = self._cars.get(vin) or _Car()
+        moments = {_EARLIEST, *(row[3] for row in self.ownership.intervals(vin))}
+        for d in car.decisions.values():
+            moments.add(d.effective_from)
+            if d.expires_at is not None:
+                moments.add(d.expires_at)
+        for s in car.deletions.values():
+            moments.update((s.time_from, s.time_to))
+        starts: list[int] = []
+        policies: list[Policy] = []
+        for moment in sorted(moments):
+            owner = self.ownership.owner_at(vin, moment)
+            modes = {c: self.mode(vin, owner, c, moment) for c in self.rules.categories}
+            for s in car.deletions.values():
+                if s.time_from <= moment < s.time_to:
+                    modes.update((c, "deleted") for c in s.categories if c in modes)
+            policy = self.rules.policy(owner, modes)
+            if policies and policies[-1] is policy:
+                continue  # nothing changes here
+            starts.append(moment)
+            policies.append(policy)
+        stretches = _Stretches(self.ownership.revision(vin), starts, policies)
+        self._stretches[vin] = stretches
+        return stretches
+
+
+class Unrestricted:
+    """Every category stored, at full precision: the platform before consent, kept for the
+    side-by-side benchmark (`VDP_PROCESS_CONSENT=false`) and for tests of other stages."""
+
+    def __init__(self, rules: Rules, ownership: OwnershipBook) -> None:
+        self.ownership = ownership
+        self._all = {c: "on" for c in rules.categories}
+        self.rules = rules
+
+    def policy(self, vin: str, time_ms: int) -> Policy:
+        return self.rules.policy(self.ownership.owner_at(vin, time_ms), self._all)
+
+
+def stored_incidents(
+    columns: list[list[Any]], rights: ConsentBook | Unrestricted
+) -> list[list[Any]]:
+    """The incident columns without the rows of a category not stored at their time."""
+    vins, categories, times = (columns[INCIDENTS.columns.index(c)]
+                               for c in ("vin", "category", "event_time"))  # fmt: skip
+    keep = [i for i, (vin, category, t) in enumerate(zip(vins, categories, times, strict=True))
+            if rights.policy(vin, t).stores(category)]  # fmt: skip
+    if len(keep) == len(vins):
+        return columns
+    return [[column[i] for i in keep] for column in columns]
+
+
+def _order(d: Decision) -> tuple[int, int, str]:
+    return (d.effective_from, d.recorded_at, d.id)

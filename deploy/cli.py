@@ -31,10 +31,20 @@ def register(sub: Any) -> None:
         action="store_true",
         help="keep running until Ctrl-C, then stop the stack",
     )
+    up.add_argument(
+        "--brokers",
+        type=_positive(int),
+        help="Kafka nodes (default VDP_KAFKA_BROKERS, 1); 3 starts a KRaft cluster whose "
+        "nodes use VDP_KAFKA_PORT + 2i and VDP_KAFKA_CONTROLLER_PORT + 2i",
+    )
     up.set_defaults(handler=_up)
     actions.add_parser("down", help="stop the stack").set_defaults(handler=_down)
     status = actions.add_parser(
-        "status", help="each service's endpoint, whether it answers, and client settings"
+        "status",
+        help="each Kafka node and service: pid, endpoint, whether it answers; the controller "
+        "leader, under-replicated partitions, a running demo's processes, client settings",
+        description="Exit 0: every service answers; 3: one does not; 4: all answer but "
+        "partitions are under-replicated or offline.",
     )
     status.set_defaults(handler=_status)
     actions.add_parser(
@@ -103,6 +113,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.brokers:
+        settings = settings.updated(kafka_brokers=args.brokers)
     stack = LocalStack(settings)
     print("starting the local stack (the first run resolves the Kafka jars with Maven) …")
     stack.up(die_with_parent=args.foreground)
@@ -141,13 +153,35 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_status(stack: LocalStack) -> int:
-    """Print the table; exit code 0 only when every service answers."""
-    rows = stack.status()
-    print(f"{'SERVICE':<11} {'ENDPOINT':<22} {'STATE':<12} DETAIL")
-    for s in rows:
+    """Print the table; exit 0 when every service answers, 3 when one does not, 4 when
+    all answer but partitions are under-replicated or offline."""
+    from deploy.demo_children import demo_status
+    from deploy.kafka_cluster import describe
+
+    kafka = stack.kafka_status()
+    rows = stack.status(kafka)
+    demo = demo_status(stack.root)
+    print(f"{'SERVICE':<11} {'PID':>7}  {'ENDPOINT':<22} {'STATE':<10} DETAIL")
+    for s in [*rows, *demo]:
         state = "answers" if s.answers else ("not ready" if s.running else "stopped")
-        print(f"{s.name:<11} {s.endpoint:<22} {state:<12} {s.detail}")
+        pid = str(s.pid) if s.pid else "-"
+        print(f"{s.name:<11} {pid:>7}  {s.endpoint:<22} {state:<10} {s.detail}")
+    leader = f"node {kafka.quorum_leader}" if kafka.quorum_leader else "none (no majority)"
+    print(f"\nkafka: {len(kafka.nodes)} node(s), controller leader {leader}")
+    if kafka.error:
+        print(f"  partitions unknown: {kafka.error}")
+    else:
+        urp, offline = kafka.under_replicated, kafka.offline
+        print(f"  under-replicated partitions: {len(urp)}{_listed(describe(urp))}")
+        print(f"  offline partitions: {len(offline)}{_listed(describe(offline))}")
     print("\nclient settings:")
     for key, value in stack.client_env().items():
         print(f"  export {key}={value}")
-    return 0 if all(s.answers for s in rows) else 3
+    # A demo child that finished (the simulator after --duration) is not a failure.
+    if not all(s.answers for s in rows) or any(s.running and not s.answers for s in demo):
+        return 3
+    return 4 if kafka.error or kafka.under_replicated or kafka.offline else 0
+
+
+def _listed(text: str) -> str:
+    return f" ({text})" if text else ""

@@ -21,6 +21,7 @@ from typing import Any
 
 from deploy.process import ManagedProcess, ManagedService, port_open
 from vdp.errors import StackError
+from vdp.topics import Replication
 
 # The newest broker that confluent-kafka, aiokafka and Faust all work with, proven by
 # tests/integration/test_kafka.py (the README's "Kafka version" section has the evidence).
@@ -117,13 +118,28 @@ def ensure_jars(version: str = KAFKA_VERSION, quiet: bool = True) -> Path:
         return target
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     # The form Kafka's own Uuid.randomUuid() gives; it also skips ids that start with "-",
     # which the storage tool's argument parser would read as an option.
     while True:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cid.startswith("-"):
             return cid
+
+
+def _replication_properties(rep: Replication) -> dict[str, str]:
+    """Broker defaults: topics created without explicit replication (auto-created ones, and
+    the internal offsets, transaction and share-state topics) get the cluster's."""
+    factor, min_isr = str(rep.factor), str(rep.min_insync)
+    return {
+        "offsets.topic.replication.factor": factor,
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "default.replication.factor": factor,
+        "min.insync.replicas": min_isr,
+    }
 
 
 _LOG4J2 = """\
@@ -181,6 +197,10 @@ class KafkaBroker(ManagedService):
         heap: str = "1g",
         host: str = "127.0.0.1",
         version: str = KAFKA_VERSION,
+        node_id: int = 1,
+        voters: str | None = None,
+        replication: Replication | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
@@ -188,6 +208,12 @@ class KafkaBroker(ManagedService):
         self.heap = heap
         self.host = host
         self.version = version
+        self.node_id = node_id
+        # `controller.quorum.voters`: this node alone unless it is one of a cluster's.
+        self.voters = voters or f"{node_id}@{host}:{controller_port}"
+        self.replication = replication or Replication()
+        # A cluster formats every node with one id; a lone node makes up its own.
+        self.cluster_id = cluster_id
         self.properties_path = self.data_dir / "server.properties"
         self.log_dirs = self.data_dir / "data"
         self.logs = self.data_dir / "logs"
@@ -232,8 +258,8 @@ class KafkaBroker(ManagedService):
         self.logs.mkdir(parents=True, exist_ok=True)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             "listeners": (
                 f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
             ),
@@ -242,14 +268,10 @@ class KafkaBroker(ManagedService):
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.log_dirs),
-            # One node: every internal topic can only have one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
+            # Internal topics (consumer offsets above all) get the cluster's replication:
+            # one replica on a lone node, three on a cluster, so a consumer group's
+            # committed offsets survive a broker as the data does.
+            **_replication_properties(self.replication),
             # Fewer internal partitions than the production default of 50: the first
             # consumer group on a fresh broker is ready in a second, not ten.
             "offsets.topic.num.partitions": "10",
@@ -276,7 +298,7 @@ class KafkaBroker(ManagedService):
             "format",
             "--ignore-formatted",
             "-t",
-            _cluster_id(),
+            self.cluster_id or new_cluster_id(),
             "-c",
             str(self.properties_path),
             heap="256m",
@@ -300,6 +322,21 @@ class KafkaBroker(ManagedService):
 
     def start(self, timeout: float = 90.0, die_with_parent: bool = False) -> None:
         """Resolve jars, write the config, format storage once, start and wait for metadata."""
+        self.launch(die_with_parent)
+        self.wait_ready(timeout)
+
+    def launch(self, die_with_parent: bool = False) -> None:
+        """Prepare and start the JVM without waiting for it to answer.
+
+        A node of a cluster cannot answer alone: its broker serves clients only once a
+        majority of the controller quorum has elected a leader, so a cluster launches every
+        node first and waits for them after (`KafkaCluster.start`).
+        """
+        self.prepare()
+        self.spawn(die_with_parent)
+
+    def prepare(self) -> None:
+        """Check the ports, write the config and format the storage (once); no broker yet."""
         if shutil.which("java") is None:
             raise StackError("java is not on PATH; the Kafka broker needs a JDK (17 or newer)")
         # Quiet: the CLI calls ensure_jars(quiet=False) first when it wants progress shown.
@@ -311,10 +348,22 @@ class KafkaBroker(ManagedService):
                 raise StackError(f"port {self.host}:{port} is already in use")
         self._write_config()
         self._format_storage()
-        self._process.start(self.ping, timeout=timeout, die_with_parent=die_with_parent)
 
-    def ping(self) -> bool:
-        """Whether the broker answers a metadata request (not merely accepts connections)."""
+    def spawn(self, die_with_parent: bool = False) -> None:
+        """Start the prepared JVM and return at once.
+
+        With `die_with_parent`, call it from the thread that should own the broker: Linux
+        sends the parent-death signal when the *thread* that forked the child ends.
+        """
+        self._process.start(lambda: True, die_with_parent=die_with_parent)
+
+    def wait_ready(self, timeout: float = 90.0, brokers: int = 1) -> None:
+        """Wait until the node answers metadata requests naming `brokers` brokers."""
+        self._process.wait(lambda: self.ping(brokers), timeout)
+
+    def ping(self, brokers: int = 1) -> bool:
+        """Whether the broker answers a metadata request (not merely accepts connections)
+        that lists at least `brokers` brokers."""
         if not port_open(self.host, self.port):
             return False
         from confluent_kafka import KafkaException
@@ -326,4 +375,4 @@ class KafkaBroker(ManagedService):
             metadata = admin.list_topics(timeout=2.0)
         except KafkaException:
             return False
-        return bool(metadata.brokers)
+        return len(metadata.brokers) >= brokers

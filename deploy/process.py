@@ -130,15 +130,22 @@ class ManagedProcess:
         )
         log.close()
         self.pidfile.write_text(str(self._popen.pid))
+        return self.wait(ready, timeout)
+
+    def wait(self, ready: Callable[[], bool], timeout: float = 60.0) -> int:
+        """Wait until `ready()` is true; return the pid. A process that exits meanwhile, or
+        is not ready in time (then stopped), is a StackError with its last log lines."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._popen.poll() is not None:
+            pid = self.pid
+            if pid is None:
+                code = self._popen.returncode if self._popen is not None else "?"
                 raise StackError(
-                    f"{self.name} exited with code {self._popen.returncode} while starting; "
+                    f"{self.name} exited with code {code} while starting; "
                     f"last log lines:\n{self.tail_log()}"
                 )
             if ready():
-                return self._popen.pid
+                return pid
             time.sleep(0.2)
         self.stop()
         raise StackError(

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
         "ownership", description="Compacted topic of ownership events, keyed by VIN."
     )
     topic_dlq: str = Field("telemetry.dlq", description="Dead-letter topic for rejected records.")
+    topic_replication_factor: int = Field(
+        0, ge=0, description="Replicas of each topic the platform creates (0 = 3; 1 on one node)."
+    )
+    topic_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        description="min.insync.replicas of those topics (0 = 2 with 3+ replicas, else 1).",
+    )
     topic_consent: str = Field(
         "consent", description="Compacted topic of consent and deletion facts, keyed by VIN."
     )
@@ -50,6 +58,9 @@ class Settings(BaseSettings):
         SecretStr("vdp-local"), description="ClickHouse password (the embedded store requires it)."
     )
     clickhouse_database: str = Field("vdp", description="ClickHouse database of the platform.")
+    clickhouse_cluster: str = Field(
+        "", description="ClickHouse cluster `vdp migrate` creates tables ON (empty = one node)."
+    )
 
     # Local stack (`vdp stack …`): where it keeps data and which loopback ports it takes.
     data_dir: Path = Field(
@@ -60,6 +71,9 @@ class Settings(BaseSettings):
         9093, description="Local broker's KRaft controller port (0 = any free port)."
     )
     kafka_heap: str = Field("1g", description="Local broker's JVM heap (-Xms/-Xmx).")
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Local Kafka nodes (1, or a KRaft cluster of 3 or more)."
+    )
     clickhouse_port: int = Field(
         8123, description="Embedded ClickHouse HTTP port (0 = any free port)."
     )

@@ -92,8 +92,11 @@ def decode_stream(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
         raise truncated(f"the {encoding} body ends inside a frame")
 
 
+Buffer = bytes | memoryview
+
+
 class StreamEncoder(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
+    def compress(self, data: Buffer) -> bytes: ...
     def finish(self) -> bytes: ...
 
 
@@ -101,7 +104,7 @@ class _Zlib:
     def __init__(self, wbits: int, level: int) -> None:
         self._c = zlib.compressobj(level, zlib.DEFLATED, wbits)
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: Buffer) -> bytes:
         # A sync flush per piece: the client can decode what it has (a streamed result).
         return self._c.compress(data) + self._c.flush(zlib.Z_SYNC_FLUSH)
 
@@ -114,7 +117,7 @@ class _Lz4:
         self._c = lz4.frame.LZ4FrameCompressor(auto_flush=True)
         self._head = self._c.begin()
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: Buffer) -> bytes:
         head, self._head = self._head, b""
         return head + self._c.compress(data)
 
@@ -126,7 +129,7 @@ class _Zstd:
     def __init__(self, level: int) -> None:
         self._c = zstd.ZstdCompressor(level=level)
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: Buffer) -> bytes:
         return self._c.compress(data, mode=zstd.ZstdCompressor.FLUSH_BLOCK)
 
     def finish(self) -> bytes:
@@ -163,16 +166,17 @@ _MAX_BLOCK = 1 << 30  # ClickHouse's limit on one compressed block
 
 
 def _checksum(block: bytes | memoryview) -> bytes:
-    # Stored as the hash's low 64 bits then its high 64 bits, both little-endian.
+    # ClickHouse stores the hash's two 64-bit halves, each little-endian; the package gives
+    # them as one int, the first half in the high bits.
     h = CityHash128(bytes(block))
-    return struct.pack("<QQ", h & 0xFFFFFFFFFFFFFFFF, h >> 64)
+    return struct.pack("<QQ", h >> 64, h & 0xFFFFFFFFFFFFFFFF)
 
 
-def compress_block(data: bytes, method: str = "lz4", level: int = 1) -> bytes:
+def compress_block(data: Buffer, method: str = "lz4", level: int = 1) -> bytes:
     if method == "zstd":
         kind, payload = _ZSTD, zstd.compress(data, level=level)
     elif method == "none":
-        kind, payload = _NONE, data
+        kind, payload = _NONE, bytes(data)
     else:
         kind, payload = _LZ4, lz4.block.compress(data, store_size=False)
     block = _HEADER.pack(kind, _HEADER.size + len(payload), len(data)) + payload
@@ -185,10 +189,10 @@ class NativeEncoder:
     def __init__(self, method: str = "lz4", level: int = 1) -> None:
         self.method, self.level = method, level
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: Buffer) -> bytes:
         view = memoryview(data)
         return b"".join(
-            compress_block(bytes(view[i : i + BLOCK_SIZE]), self.method, self.level)
+            compress_block(view[i : i + BLOCK_SIZE], self.method, self.level)
             for i in range(0, len(data), BLOCK_SIZE)
         )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from deploy.chnative import NativePlan, varint
+from deploy.chnative import Buffer, NativePlan, varint
 
 _ROW_FORMATS = frozenset(
     "tabseparated tsv tabseparatedraw tsvraw raw csv jsoneachrow jsonlines ndjson "
@@ -26,7 +26,7 @@ _ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 class Framer:
     """Joins the pieces of a format whose pieces need nothing (TSV, JSONEachRow …)."""
 
-    def piece(self, data: bytes, rows: int | None) -> list[bytes]:
+    def piece(self, data: Buffer, rows: int | None) -> list[Buffer]:
         return [data]
 
     def end(self) -> bytes:
@@ -37,7 +37,7 @@ class NativeFramer(Framer):
     def __init__(self, plan: NativePlan) -> None:
         self.plan = plan
 
-    def piece(self, data: bytes, rows: int | None) -> list[bytes]:
+    def piece(self, data: Buffer, rows: int | None) -> list[Buffer]:
         return self.plan.convert(data, rows)
 
 
@@ -48,11 +48,16 @@ class HeaderFramer(Framer):
         self._length = header_length
         self._header: bytes | None = None
 
-    def piece(self, data: bytes, rows: int | None) -> list[bytes]:
+    def _head(self, data: Buffer) -> bytes:
+        # The header is near the start; a piece may be tens of MB: look at its first MiB.
+        head = bytes(data[: 1 << 20])
+        return head[: self._length(head)]
+
+    def piece(self, data: Buffer, rows: int | None) -> list[Buffer]:
         if self._header is None:
-            self._header = data[: self._length(data)]
+            self._header = self._head(data)
             return [data]
-        if not data.startswith(self._header):
+        if bytes(data[: len(self._header)]) != self._header:
             raise ValueError("a streamed piece does not start with the result's header")
         return [data[len(self._header) :]]
 
@@ -61,7 +66,7 @@ class ValuesFramer(Framer):
     def __init__(self) -> None:
         self._first = True
 
-    def piece(self, data: bytes, rows: int | None) -> list[bytes]:
+    def piece(self, data: Buffer, rows: int | None) -> list[Buffer]:
         first, self._first = self._first, False
         return [data] if first else [b",", data]
 
@@ -72,8 +77,8 @@ class ArrowStreamFramer(Framer):
     def __init__(self) -> None:
         self._first = True
 
-    def piece(self, data: bytes, rows: int | None) -> list[bytes]:
-        if not data.endswith(_ARROW_EOS):
+    def piece(self, data: Buffer, rows: int | None) -> list[Buffer]:
+        if bytes(data[-len(_ARROW_EOS) :]) != _ARROW_EOS:
             raise ValueError("a streamed Arrow piece has no end-of-stream marker")
         start = 0
         if not self._first:
@@ -103,7 +108,7 @@ def _text_lines(count: int, quoted: bool) -> Callable[[bytes], int]:
             elif c == b"\n" and not in_quotes:
                 seen += 1
             elif not c:
-                raise ValueError("header ends early")
+                raise ValueError("the header is longer than its piece's first MiB")
             pos += 1
         return pos
 

@@ -63,8 +63,12 @@ def exception_frame(tag: str, message: bytes) -> bytes:
     return head + message + str(len(message)).encode() + b" " + t + b"\r\n__exception__\r\n"
 
 
+Buffer = bytes | memoryview
+_COALESCE = 64 << 10
+
+
 class Writable(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    def write(self, data: Buffer, /) -> object: ...
 
 
 class BodyWriter:
@@ -74,7 +78,7 @@ class BodyWriter:
         self._out, self._encoders, self._chunked = out, encoders, chunked
         self.written = 0  # bytes before encoding: the result's size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Buffer) -> None:
         if not data:
             return
         self.written += len(data)
@@ -82,9 +86,20 @@ class BodyWriter:
             data = encoder.compress(data)
         self._emit(data)
 
-    def write_all(self, parts: list[bytes]) -> None:
-        # One piece of the result at a time: one compressed block, one HTTP chunk.
-        self.write(parts[0] if len(parts) == 1 else b"".join(parts))
+    def write_all(self, parts: list[Buffer]) -> None:
+        """A piece of the result: small parts joined, large ones written as they are (a
+        block can be tens of MB: no copy of it is made here)."""
+        small: list[Buffer] = []
+        for part in parts:
+            if len(part) < _COALESCE:
+                small.append(part)
+                continue
+            if small:
+                self.write(b"".join(small))
+                small = []
+            self.write(part)
+        if small:
+            self.write(b"".join(small))
 
     def finish(self) -> None:
         data = b""
@@ -96,14 +111,17 @@ class BodyWriter:
 
     def abort(self, frame: bytes) -> None:
         """The error frame, flushed through the codecs; no end of stream after it."""
+        data: Buffer = frame
         for encoder in self._encoders:
-            frame = encoder.compress(frame)
-        self._emit(frame)
+            data = encoder.compress(data)
+        self._emit(data)
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: Buffer) -> None:
         if not data:
             return
         if self._chunked:
-            self._out.write(b"%x\r\n" % len(data) + data + b"\r\n")
+            self._out.write(b"%x\r\n" % len(data))
+            self._out.write(data)
+            self._out.write(b"\r\n")
         else:
             self._out.write(data)

@@ -48,6 +48,7 @@ _ALIASES = {
     "MultiPolygon": "Array(Polygon)",
 }
 _U64 = struct.Struct("<Q")
+Buffer = bytes | memoryview  # the engine's result pieces are read in place, not copied
 
 
 class Unsupported(Exception):
@@ -61,7 +62,7 @@ def block_info(revision: int) -> bytes:
     return b"\x01\x00\x02\xff\xff\xff\xff" + third + b"\x00"
 
 
-def varint(buf: bytes, pos: int) -> tuple[int, int]:
+def varint(buf: Buffer, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         b = buf[pos]
@@ -125,7 +126,7 @@ def _decimal_width(args: list[str]) -> int:
     return 4 if precision <= 9 else 8 if precision <= 18 else 16 if precision <= 38 else 32
 
 
-def skip(buf: bytes, pos: int, type_name: str, rows: int) -> int:
+def skip(buf: Buffer, pos: int, type_name: str, rows: int) -> int:
     """The position just after `rows` values of `type_name` that start at `pos`."""
     base, args = split_type(type_name)
     if base in _ALIASES:
@@ -168,7 +169,7 @@ def skip(buf: bytes, pos: int, type_name: str, rows: int) -> int:
     raise Unsupported(type_name)
 
 
-def _skip_low_cardinality(buf: bytes, pos: int, inner: str, rows: int) -> int:
+def _skip_low_cardinality(buf: Buffer, pos: int, inner: str, rows: int) -> int:
     # Per block: key version (UInt64), index type flags (UInt64), [key count (UInt64),
     # keys], row count (UInt64), one index per row of 1/2/4/8 bytes.
     flags = _U64.unpack_from(buf, pos + 8)[0]
@@ -195,7 +196,7 @@ class NativePlan:
             or 0 < self.revision < REVISION_LOW_CARDINALITY
         )
 
-    def convert(self, chunk: bytes, rows: int | None) -> list[bytes]:
+    def convert(self, chunk: Buffer, rows: int | None) -> list[Buffer]:
         """`chunk` as blocks at the client's revision; `rows` is the chunk's row count when
         the engine says it is one block (then only the columns that change are walked)."""
         if self.revision == 0:
@@ -206,25 +207,26 @@ class NativePlan:
             return [block_info(self.revision), chunk]
         if rows == block_rows and not self.walk_all:
             return self._walk(chunk, 0, last=max(self.zone_types))[0]
-        parts, pos = [], 0
+        parts: list[Buffer] = []
+        pos = 0
         while pos < len(chunk):
             block, pos = self._walk(chunk, pos, last=None)
             parts.extend(block)
         return parts
 
-    def _walk(self, chunk: bytes, start: int, last: int | None) -> tuple[list[bytes], int]:
+    def _walk(self, chunk: Buffer, start: int, last: int | None) -> tuple[list[Buffer], int]:
         """One block from `start`: its parts and where it ends (walks columns up to `last`,
         or all of them)."""
         columns, pos = varint(chunk, start)
         rows, pos = varint(chunk, pos)
-        parts = [block_info(self.revision), chunk[start:pos]]
+        parts: list[Buffer] = [block_info(self.revision), chunk[start:pos]]
         for i in range(columns):
             if last is not None and i > last:
                 parts.append(chunk[pos:])
                 return parts, len(chunk)
             name_len, at = varint(chunk, pos)
             type_len, type_at = varint(chunk, at + name_len)
-            type_name = chunk[type_at : type_at + type_len]
+            type_name = bytes(chunk[type_at : type_at + type_len])
             self._check(type_name)
             new_type = self.zone_types.get(i, type_name)
             parts += [chunk[pos : at + name_len], encode_varint(len(new_type)), new_type]
@@ -263,15 +265,15 @@ def zone_fixes(
     return fixes
 
 
-def header_types(chunk: bytes) -> Iterator[tuple[str, str]]:
+def header_types(chunk: Buffer) -> Iterator[tuple[str, str]]:
     """(name, type) of a block's columns, as far as the walk can go."""
     columns, pos = varint(chunk, 0)
     rows, pos = varint(chunk, pos)
     for _ in range(columns):
         name_len, at = varint(chunk, pos)
         type_len, type_at = varint(chunk, at + name_len)
-        name = chunk[at : at + name_len].decode("utf-8", "replace")
-        type_name = chunk[type_at : type_at + type_len].decode()
+        name = bytes(chunk[at : at + name_len]).decode("utf-8", "replace")
+        type_name = bytes(chunk[type_at : type_at + type_len]).decode()
         yield name, type_name
         try:
             pos = skip(chunk, type_at + type_len, type_name, rows)

@@ -19,7 +19,7 @@ from typing import Any
 from deploy.chcompress import NativeEncoder, StreamEncoder, http_encoder, response_encoding
 from deploy.chengine import Engine, Session, classify, engine_error, execute
 from deploy.chformats import Framer, framer
-from deploy.chio import BodyWriter, Spool, exception_frame, exception_tag
+from deploy.chio import BodyWriter, Buffer, Spool, exception_frame, exception_tag
 from deploy.chnative import (
     REVISION_TIME_ZONES,
     NativePlan,
@@ -131,11 +131,21 @@ class Reply:
         self.send(e.status, body, headers, encode=False)
 
 
+class _Piece:
+    """One of the engine's result pieces, read in place (a piece can be tens of MB). The
+    view has no owner of its own: this object keeps the result and its buffer alive."""
+
+    def __init__(self, result: Any) -> None:
+        self.result, self.buffer = result, result.get_memview()
+        self.view: memoryview = self.buffer.view()
+        self.rows: int = result.rows_read()
+
+
 class _Sink:
     def __init__(self, buf: bytearray) -> None:
         self.buf = buf
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self.buf += data
         return len(data)
 
@@ -278,10 +288,10 @@ class _Query:
         data = res.bytes()
         has_result = self.kind == "select" or bool(data) or query_class == "READ_ONLY"
         parts = self._native(data, None) if data else [data]
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        data = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
         headers = summary_headers(_summary(res, len(data)), self.fmt if has_result else None)
         self.reply.send(200, data, headers)
-        return f"rows={res.rows_read()}"
+        return f"rows={res.rows_read() or res.rows_written()}"
 
     def _refuse_multi(self) -> None:
         # The engine's parser words the refusal (with its position) when it can.
@@ -295,7 +305,7 @@ class _Query:
             stream.cancel()
         raise ch_error(62, "SYNTAX_ERROR", MULTI_STATEMENTS)
 
-    def _native(self, data: bytes, rows: int | None) -> list[bytes]:
+    def _native(self, data: bytes, rows: int | None) -> list[Buffer]:
         try:
             return self.plan.convert(data, rows)
         except Unsupported as e:
@@ -303,25 +313,26 @@ class _Query:
             msg = f"Native format at client_protocol_version {rev} for type {e}"
             raise ch_error(48, "NOT_IMPLEMENTED", msg) from e
 
-    def _open(self) -> tuple[Any, Any]:
+    def _open(self) -> tuple[Any, _Piece | None]:
         try:
             stream = self.conn.send_query(self.text, self.fmt, params=self.p.query_params)
-            return stream, stream.fetch()
+            first = stream.fetch()
         except Exception as e:
             raise engine_error(e) from e
+        return stream, _Piece(first) if first is not None else None
 
     def _stream(self, framing: Framer, database: str | None, settings: Mapping[str, str]) -> str:
         stream, first = self._open()
         try:
-            if first is not None and self._needs_zones(first.bytes()):
+            if first is not None and self._needs_zones(first.view):
                 if self.session:  # its connection runs one statement at a time
                     stream.cancel()
-                    self._fix_zones(first.bytes(), self.conn)
+                    self._fix_zones(first.view, self.conn)
                     stream, first = self._open()
                 else:
                     with self.reply.engine.fresh(database, settings) as other:
-                        self._fix_zones(first.bytes(), other)
-            pieces = framing.piece(first.bytes(), first.rows_read()) if first else []
+                        self._fix_zones(first.view, other)
+            pieces = framing.piece(first.view, first.rows) if first else []
         except (ChError, Unsupported, ValueError) as e:
             stream.cancel()
             raise self._error(e) from e
@@ -329,15 +340,17 @@ class _Query:
             stream.cancel()
             raise
         size = sum(map(len, pieces))
-        summary = _summary(first, size) if first else dict.fromkeys(_SUMMARY_KEYS, 0)
+        summary = _summary(first.result, size) if first else dict.fromkeys(_SUMMARY_KEYS, 0)
         writer = self.reply.stream(summary_headers(summary, self.fmt))
-        rows = first.rows_read() if first else 0
+        rows = first.rows if first else 0
         try:
             if pieces:
                 writer.write_all(pieces)
-            while (chunk := stream.fetch()) is not None:
-                writer.write_all(framing.piece(chunk.bytes(), chunk.rows_read()))
-                rows += chunk.rows_read()
+            del pieces, first
+            while (result := stream.fetch()) is not None:
+                piece = _Piece(result)
+                writer.write_all(framing.piece(piece.view, piece.rows))
+                rows += piece.rows
             writer.write(framing.end())
             writer.finish()
         except (ConnectionError, TimeoutError):
@@ -359,12 +372,12 @@ class _Query:
             return ch_error(49, "LOGICAL_ERROR", f"Cannot join the streamed result: {e}")
         return engine_error(e)
 
-    def _needs_zones(self, first: bytes) -> bool:
+    def _needs_zones(self, first: memoryview) -> bool:
         # A top-level `DateTime` column in the stream (varint 8 + "DateTime") may be one
         # whose zone the engine dropped; only DESCRIBE can tell.
-        return self.plan.revision >= REVISION_TIME_ZONES and b"\x08DateTime" in first
+        return self.plan.revision >= REVISION_TIME_ZONES and b"\x08DateTime" in bytes(first)
 
-    def _fix_zones(self, first: bytes, conn: Any) -> None:
+    def _fix_zones(self, first: memoryview, conn: Any) -> None:
         sql = b"DESCRIBE (" + strip_format(self.text) + b")"
         try:
             res = execute(conn, sql, "JSONCompactEachRow", self.p.query_params)

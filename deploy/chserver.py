@@ -62,6 +62,11 @@ class ChServer(ThreadingHTTPServer):
         self.active = 0
         self.active_lock = threading.Lock()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client dropped its idle keep-alive connection: nothing to report
+        super().handle_error(request, client_address)
+
     def authenticate(self, user: str, password: str) -> bool:
         # Compare both in constant time so a timing probe learns neither the name nor the key.
         ok_user = hmac.compare_digest(user.encode(), self.user.encode())
@@ -143,7 +148,10 @@ class Handler(BaseHTTPRequestHandler):
                 p.update(split_params(parse_multipart(body.read(), ctype)))
                 body.close()
                 body = Spool(())
-            return chquery.run(self, reply, p, user, body)
+            info = chquery.run(self, reply, p, user, body)
+            # which of ClickHouse's own block codecs this request used, for the log
+            flags = [k for k in ("compress", "decompress") if p.control.get(k) == "1"]
+            return f"{info} {'+'.join(flags)}" if flags else info
         finally:
             body.close()
 

@@ -12,9 +12,11 @@ import datetime as dt
 import gzip
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +30,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from deploy.chcompress import compress_block, zstd
 from deploy.clickhouse import EmbeddedClickHouse
 from deploy.process import free_port
 from tests.conftest import ClickHouseEndpoint
@@ -325,3 +328,112 @@ def test_concurrent_clients_in_several_processes(
     assert clickhouse_client.query(
         "SELECT count(), uniqExact(worker, batch, i) FROM events"
     ).result_rows == [(200_000, 200_000)]
+
+
+# --- request bodies that end early or are corrupt: refused, and nothing of them stored ------
+
+CSV_ROWS = 200_000
+CSV_BODY = b"".join(b"%d,value-%d\n" % (i, i) for i in range(CSV_ROWS))
+
+
+def raw_post(
+    ep: ClickHouseEndpoint,
+    params: dict[str, str],
+    body: bytes,
+    headers: dict[str, str],
+    cut: str = "shutdown",
+) -> bytes:
+    """A POST written by hand; `cut`: "shutdown" stops sending but reads the answer,
+    "close" drops the connection mid-body."""
+    host, port = urllib.parse.urlsplit(ep.url).netloc.rsplit(":", 1)
+    token = base64.b64encode(f"{ep.user}:{ep.password}".encode()).decode()
+    lines = [f"POST /?{urllib.parse.urlencode(params)} HTTP/1.1", f"Host: {host}"]
+    lines += [f"Authorization: Basic {token}", *(f"{k}: {v}" for k, v in headers.items())]
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        if cut == "close":
+            return b""
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+    finally:
+        sock.close()
+
+
+def _truncations() -> list[tuple[str, bytes, dict[str, str], dict[str, str], str]]:
+    half = len(CSV_BODY) // 2
+    lz4_body = lz4.frame.compress(CSV_BODY)
+    gz_body = gzip.compress(CSV_BODY)
+    native = compress_block(CSV_BODY[: 1 << 20]) + compress_block(CSV_BODY[1 << 20 :])
+    length = {"Content-Length": str(len(CSV_BODY))}
+    return [
+        ("short of Content-Length", CSV_BODY[:half], length, {}, "shutdown"),
+        ("cut mid-body", CSV_BODY[:half], length, {}, "close"),
+        ("no final chunk", b"%x\r\n%s\r\n" % (half, CSV_BODY[:half]),
+         {"Transfer-Encoding": "chunked"}, {}, "shutdown"),
+        ("lz4 frame ends early", lz4_body[: len(lz4_body) // 2],
+         {"Content-Encoding": "lz4", "Content-Length": str(len(lz4_body) // 2)}, {}, "shutdown"),
+        ("gzip ends early", gz_body[: len(gz_body) // 2],
+         {"Content-Encoding": "gzip", "Content-Length": str(len(gz_body) // 2)}, {}, "shutdown"),
+        ("ClickHouse block ends early", native[:-100],
+         {"Content-Length": str(len(native) - 100)}, {"decompress": "1"}, "shutdown"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "params", "cut"),
+    [case[1:] for case in _truncations()],
+    ids=[case[0] for case in _truncations()],
+)
+def test_a_truncated_insert_body_is_refused_and_stores_nothing(
+    clickhouse_endpoint: ClickHouseEndpoint,
+    readings: Client,
+    body: bytes,
+    headers: dict[str, str],
+    params: dict[str, str],
+    cut: str,
+) -> None:
+    readings.command("CREATE TABLE kv (a UInt64, b String) ENGINE = MergeTree ORDER BY a")
+    query = {"query": "INSERT INTO kv FORMAT CSV", "database": readings.database, **params}
+    answer = raw_post(clickhouse_endpoint, query, body, headers, cut)
+    if cut == "shutdown":
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+        assert b"X-ClickHouse-Exception-Code: 33" in answer
+        assert b"Code: 33. DB::Exception: Cannot read all data" in answer
+    time.sleep(0.5)  # a dropped connection: give the server time to have stored, if it would
+    assert readings.command("SELECT count() FROM kv") == 0
+    # the whole body, once, is stored whole
+    status, _, _ = raw(
+        clickhouse_endpoint,
+        CSV_BODY,
+        **{"database": readings.database, "query": "INSERT INTO kv FORMAT CSV"},
+    )
+    assert status == 200
+    assert readings.command("SELECT count() FROM kv") == CSV_ROWS
+
+
+@pytest.mark.parametrize("encoding", ["lz4", "gzip", "zstd", "clickhouse"])
+def test_a_corrupt_compressed_body_gets_a_4xx_in_clickhouse_shape(
+    clickhouse_endpoint: ClickHouseEndpoint, readings: Client, encoding: str
+) -> None:
+    readings.command("CREATE TABLE kv (a UInt64, b String) ENGINE = MergeTree ORDER BY a")
+    query = {"query": "INSERT INTO kv FORMAT CSV", "database": readings.database}
+    headers: dict[str, str] = {}
+    if encoding == "clickhouse":
+        packed, query["decompress"] = compress_block(CSV_BODY), "1"
+    else:
+        packed = {"lz4": lz4.frame.compress, "gzip": gzip.compress, "zstd": zstd.compress}[
+            encoding
+        ](CSV_BODY)
+        headers["Content-Encoding"] = encoding
+    middle = len(packed) // 2
+    corrupt = packed[:middle] + bytes(b ^ 0xA5 for b in packed[middle : middle + 64])
+    corrupt += packed[middle + 64 :]
+    status, answer_headers, body = raw(clickhouse_endpoint, corrupt, headers, **query)
+    assert 400 <= status < 500, body[:300]
+    assert body.startswith(b"Code: ") and b"DB::Exception:" in body and b"Traceback" not in body
+    assert answer_headers["X-ClickHouse-Exception-Code"] == body.split(b".")[0][6:].decode()
+    assert readings.command("SELECT count() FROM kv") == 0

@@ -1,26 +1,15 @@
-"""The Faust app: wiring only. One agent takes batches of `telemetry.raw` and hands them to
-the pipeline; a task keeps the ownership book current; the web server serves `/metrics`
-and `/healthz`.
-
-When offsets are committed, and why it is exactly-once: Faust commits, every
-`broker_commit_interval`, the highest contiguous offset *acked* per partition. The agent
-uses `stream.noack_take()`, which (unlike `take()`, whose generator acks the events in a
-`finally` — also when the agent is cancelled mid-batch) never acks by itself; the agent
-acks a batch's events only after `Pipeline.handle` returned, i.e. after ClickHouse took
-the samples and dead letters and the broker took the DLQ records. So a committed offset
-always means stored. A crash before the commit re-delivers records that may be stored
-already: the insert token (same batch) or the ReplacingMergeTree key (re-cut batch) make
-them count once. The design does not rely on Faust's own delivery guarantees.
+"""The worker's wiring. Faust is the application: life cycle, the web server (`/metrics`,
+`/healthz`), timers and the ownership task; the raw topic is read by `RawConsumer`
+(confluent-kafka batches, committed only after `Pipeline.handle` stored them: see
+`processors/runtime/consumer.py` for why that is exactly once as seen by queries).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import faust
-from faust.types import EventT
 from faust.web import Request, Response, View
 
 from processors.batch.consent import ConsentBook, Rules
@@ -34,7 +23,8 @@ from processors.batch.retry import Backoff, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Limits, Validator
 from processors.runtime.book_reader import BookReader
-from processors.runtime.faustapp import App
+from processors.runtime.consumer import RawConsumer
+from processors.runtime.faustapp import WorkerApp
 from processors.writers.clickhouse import ClickHouseSink
 from processors.writers.deadletters import DeadLetterProducer
 from schemas.catalog import load_catalog
@@ -77,6 +67,13 @@ class Worker:
         if not settings.process_consent:
             log.warning("!!! VDP_PROCESS_CONSENT=false: every category is stored, consent and "
                         "deletions are ignored (benchmark only) !!!")  # fmt: skip
+        self.raw = RawConsumer(
+            settings.kafka_bootstrap,
+            settings.process_app_id,
+            settings.topic_raw,
+            settings.process_batch_size,
+            settings.process_batch_seconds,
+        )
         self.pipeline = Pipeline(
             validator,
             Tagger(catalog, self.book, self.consent if settings.process_consent else None),
@@ -129,9 +126,10 @@ class Worker:
         while not await self.consent_reader.caught_up():
             log.warning("consent book still behind the topic after 30 s; waiting")
 
-    async def before_batch(self) -> None:
-        """Apply every ownership event the broker holds before tagging a batch."""
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        """Apply every ownership event the broker holds, then run the batch through."""
         await self.books_caught_up()
+        await self.pipeline.handle(records)
 
 
 async def _follow(reader: BookReader, on_changed: Callable[[list[str]], object]) -> None:
@@ -147,22 +145,11 @@ def backoff(settings: Settings) -> Backoff:
     return Backoff(first=0.2, most=settings.process_retry_max_seconds)
 
 
-def to_record(message: Any) -> RawRecord:
-    return RawRecord(
-        message.key,
-        message.value,
-        message.topic,
-        message.partition,
-        message.offset,
-        int(round(message.timestamp * 1000)),  # Faust gives seconds
-    )
-
-
 def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
     bootstrap = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")]
     datadir = settings.data_dir / "faust" / f"{settings.process_app_id}-{web_port}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = App(
+    app = WorkerApp(
         settings.process_app_id,
         broker=bootstrap,
         store="memory://",
@@ -170,21 +157,11 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
         web_enabled=True,
         web_bind="127.0.0.1",
         web_port=web_port,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        # Don't wait for unacked (unwritten) events at shutdown: they must not be acked.
-        stream_wait_empty=False,
         # No leader-only timers here, so no assignor leader topic to create.
         topic_disable_leader=True,
-        # Bigger fetches and stream buffers than Faust's defaults (1 MB, 4096): a batch is
-        # 10k+ records of ~1 KB, and per-fetch round trips otherwise dominate.
-        consumer_max_fetch_size=16 * 1024 * 1024,
-        stream_buffer_maxsize=4 * settings.process_batch_size,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
     )
-    raw = app.topic(settings.topic_raw, key_serializer="raw", value_serializer="raw")
-    batch, within = settings.process_batch_size, settings.process_batch_seconds
 
     @app.task
     async def ownership() -> None:
@@ -194,24 +171,17 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
     async def consent() -> None:
         await worker.run_consent()
 
-    @app.agent(raw, concurrency=1)
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        assert isinstance(stream, faust.Stream)  # noack_take is on the concrete Stream
-        events: list[EventT]
-        async for events in stream.noack_take(batch, within=within):  # type: ignore[assignment]
-            await worker.before_batch()
-            await worker.pipeline.handle([to_record(e.message) for e in events])
-            for event in events:  # only now: the batch is stored
-                await stream.ack(event)
+    @app.task
+    async def raw() -> None:
+        await worker.raw.run(worker.process, lambda: app.should_stop)
 
     @app.timer(5.0)
     async def lag() -> None:
-        for tp in app.consumer.assignment():
-            if tp.topic == settings.topic_raw:
-                highwater = app.consumer.highwater(tp)
-                done = worker.pipeline.done.get((tp.topic, tp.partition), -1)
-                behind = max(0, (highwater or 0) - done - 1)
-                worker.metrics.lag.labels(str(tp.partition)).set(behind)
+        for partition in worker.raw.partitions():
+            highwater = worker.raw.highwater(partition)
+            done = worker.pipeline.done.get((settings.topic_raw, partition), -1)
+            behind = max(0, (highwater or 0) - done - 1)
+            worker.metrics.lag.labels(str(partition)).set(behind)
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
@@ -223,9 +193,7 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
         books = (worker.reader, worker.consent_reader)
         worker.health.ownership_ready = all(r.ready.is_set() for r in books)
         ok, body = worker.health.verdict()
-        body["partitions"] = sorted(
-            tp.partition for tp in app.consumer.assignment() if tp.topic == settings.topic_raw
-        )
+        body["partitions"] = worker.raw.partitions()
         return web.json(body, status=200 if ok else 503)
 
     return app

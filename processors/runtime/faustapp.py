@@ -1,4 +1,6 @@
-"""Our Faust app: `faust.App` with two fixes to faust-streaming 0.15.3's consumer path.
+"""Our Faust apps: `App` is `faust.App` with two fixes to faust-streaming 0.15.3's consumer
+path, for any Faust stream (the broker's Faust test in `tests/integration/test_kafka.py`
+runs one); `WorkerApp` is the processors' worker, which reads no stream through Faust.
 
 1. **No four asyncio tasks per message.** Faust hands every fetched message to the topic
    conductor with `await self.wait_first(callback(message), self.suspend_flow.wait())` (in
@@ -37,6 +39,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from faust.types import TransportT
 from mode.services import WaitResults
 from mode.utils.objects import cached_property
@@ -128,3 +131,17 @@ class App(faust.App):
         transport = super()._new_transport()
         transport.Consumer = eager_consumer(transport.Consumer)  # type: ignore[misc]
         return transport
+
+
+class _NoKafkaConsumer(BootStrategy):
+    enable_kafka_consumer = False
+
+
+class WorkerApp(App):
+    """The processors' worker: no Faust consumer at all (the raw topic is read by
+    `processors.runtime.consumer.RawConsumer`, the book topics by their readers). Faust
+    cannot start a consumer with nothing to subscribe to (its conductor subscribes to an
+    empty topic set, which aiokafka refuses), and its documented `BootStrategy` switch
+    leaves the consumer, conductor and tables out of the worker's services."""
+
+    BootStrategy = _NoKafkaConsumer

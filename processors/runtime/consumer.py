@@ -1,0 +1,155 @@
+"""The `telemetry.raw` consumer: confluent-kafka batches, committed only once stored.
+
+Why not a Faust agent: Faust's per-message path (fetch → `ConsumerMessage` → conductor →
+`Event` → stream queue → ack) costs more CPU per frame than a whole bare consume + decode
++ insert loop, and Faust's own librdkafka transport does not run (see README, "Stream
+processors"). So the hot topic is read here, in batches from `Consumer.consume`, while
+Faust keeps the worker's life cycle, web views and timers.
+
+Exactly once as seen by queries: a batch's offsets are committed (synchronously, explicitly,
+`enable.auto.commit` off) only after `handle` returned, i.e. after ClickHouse and the
+dead-letter topic took everything in it. librdkafka runs the rebalance callbacks only
+inside `consume`, and this loop calls `consume` only when no batch is in hand (the last
+one is stored and committed), so a revocation never takes a partition with rows that
+are read but not stored; the callback counts it and forgets the partition's progress. A
+crash before a commit re-delivers records the idempotent sink has absorbed already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from processors.batch.records import RawRecord
+
+log = logging.getLogger("vdp.process")
+
+Handler = Callable[[Sequence[RawRecord]], Awaitable[object]]
+
+
+def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        # Incremental rebalances: a worker joining or leaving moves only the partitions
+        # that change hands; the others keep flowing.
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
+        # Bigger fetches than the defaults: a batch is 10k+ records of ~1 KB.
+        "fetch.max.bytes": 64 * 1024 * 1024,
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        # ClickHouse may be down for a while (the sink retries without consuming): stay in
+        # the group that long rather than have every worker's partitions bounce around.
+        "max.poll.interval.ms": 900_000,
+    }
+
+
+def to_records(messages: Sequence[Message]) -> tuple[list[RawRecord], list[Message]]:
+    """The messages as `RawRecord`s, and the ones that are consumer errors, not records."""
+    records: list[RawRecord] = []
+    errors: list[Message] = []
+    for m in messages:
+        if m.error() is not None:
+            errors.append(m)
+            continue
+        # A record (not an error) always has its topic, partition and offset.
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        assert topic is not None and partition is not None and offset is not None
+        records.append(
+            RawRecord(m.key(), m.value() or b"", topic, partition, offset, m.timestamp()[1])
+        )
+    return records, errors
+
+
+class RawConsumer:
+    def __init__(
+        self, bootstrap: str, group: str, topic: str, batch_size: int, batch_seconds: float
+    ) -> None:
+        self.topic = topic
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.rebalances = 0
+        self._consumer = Consumer(consumer_config(bootstrap, group))
+        self._assigned: set[int] = set()
+
+    # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        self._assigned |= {tp.partition for tp in partitions}
+        log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Nothing to finish or abandon: no batch is in hand while `consume` runs.
+        self.rebalances += 1
+        self._assigned -= {tp.partition for tp in partitions}
+        log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+
+    def partitions(self) -> list[int]:
+        return sorted(self._assigned)
+
+    def highwater(self, partition: int) -> int | None:
+        _, high = self._consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), cached=True
+        )
+        return None if high is None or high < 0 else int(high)
+
+    def _fill(self) -> list[Message]:
+        """Up to `batch_size` messages, waiting at most `batch_seconds` once one arrived."""
+        messages: list[Message] = []
+        deadline: float | None = None
+        while len(messages) < self.batch_size:
+            wait = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            got = self._consumer.consume(self.batch_size - len(messages), wait)
+            if got:
+                messages.extend(got)
+                if deadline is None:
+                    deadline = time.monotonic() + self.batch_seconds
+            elif deadline is None:
+                break  # idle: let the caller look around (stop requests, timers)
+        return messages
+
+    def _commit(self, records: Sequence[RawRecord]) -> None:
+        last: dict[int, int] = {}
+        for r in records:
+            if r.offset > last.get(r.partition, -1):
+                last[r.partition] = r.offset
+        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(last.items())]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            # The rows are stored; a commit lost to a rebalance means the partition's next
+            # owner reads them again, and the idempotent sink absorbs them.
+            code = e.args[0].code() if e.args and isinstance(e.args[0], KafkaError) else None
+            log.warning("commit of %s failed (%s); they will be re-read", offsets, code or e)
+
+    async def run(self, handle: Handler, stopping: Callable[[], bool]) -> None:
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        fill: asyncio.Future[list[Message]] | None = None
+        try:
+            while not stopping():
+                fill = asyncio.ensure_future(asyncio.to_thread(self._fill))
+                messages = await asyncio.shield(fill)
+                records, errors = to_records(messages)
+                for e in errors:
+                    # Partition EOF and transient broker errors: librdkafka recovers itself.
+                    log.warning("consumer: %s", e.error())
+                if not records:
+                    continue
+                await handle(records)
+                await asyncio.to_thread(self._commit, records)
+        finally:
+            # A cancelled wait leaves `consume` running in its thread: let it return before
+            # the consumer is closed under it. What it fetched is not committed: re-read.
+            if fill is not None and not fill.done():
+                await asyncio.wait([fill])
+            await asyncio.to_thread(self._consumer.close)

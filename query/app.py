@@ -10,13 +10,16 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from query import export, problems, report, routes
+from query import consent, deletion, export, problems, report, routes
 from query.access_log import AccessLogWriter
 from query.auth import verifier_from_settings
+from query.deletion_executor import DeletionExecutor
 from query.deps import PeriodCache, Services
 from query.middleware import Bookkeeping, Metrics
 from query.models import HealthOut
 from query.repository import Repository
+from query.rights import ConsentPublisher, Rights
+from query.rights_repository import RightsRepository
 from schemas.catalog import load_catalog
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
@@ -47,12 +50,20 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         settings.query_access_log_batch,
     )
 
+    rights_repo = RightsRepository(ch)
+    rights = Rights(rights_repo, ConsentPublisher(settings.kafka_bootstrap, settings.topic_consent))
+    executor = DeletionExecutor(
+        rights_repo, settings.deletion_settle_seconds, settings.deletion_poll_seconds
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        executor.start()
         try:
             yield
         finally:
+            executor.close()
             writer.close()  # a clean shutdown writes every pending access log entry
 
     app = FastAPI(
@@ -64,8 +75,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     periods = PeriodCache(settings.query_ownership_cache_seconds)
     app.state.services = Services(settings, load_catalog(), verifier, repository, periods)
     app.state.access_log = writer
+    app.state.rights = rights
+    app.state.deletions = executor
     problems.install(app)
-    for module in (routes, export, report):
+    for module in (routes, export, report, consent, deletion):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=HealthOut, tags=["operations"])

@@ -22,6 +22,10 @@ from vdp.settings import DEV_JWT_SECRET, Settings
 log = logging.getLogger("vdp.query.auth")
 
 _REQUIRED = ["exp", "sub", "aud", "scope"]
+# Scope words that allow writes, apart from the data categories (which allow reads).
+CONSENT_WRITE = "consent:write"  # grant, change, withdraw a category's consent
+DATA_DELETE = "data:delete"  # ask for data to be deleted
+PERMISSIONS = frozenset({CONSENT_WRITE, DATA_DELETE})
 
 
 class TokenError(Exception):
@@ -35,6 +39,7 @@ class Principal:
     owner_id: str
     categories: frozenset[str]
     token_id: str = ""
+    permissions: frozenset[str] = frozenset()  # of PERMISSIONS: what the owner may change
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ class TokenVerifier:
         # Unknown scope words are ignored rather than refused: the owner app may carry
         # scopes meant for other services in the same token.
         categories = frozenset(scope.split()) & frozenset(CATEGORIES)
-        return Principal(owner, categories, str(claims.get("jti", "")))
+        permissions = frozenset(scope.split()) & PERMISSIONS
+        return Principal(owner, categories, str(claims.get("jti", "")), permissions)
 
 
 def _public_key(text: str) -> str:

@@ -21,13 +21,18 @@ from vdp.settings import Settings
 from vdp.tokens import mint_token
 
 
-def start_server(setup: Setup, log: Path, port: int) -> subprocess.Popen[bytes]:
-    """`vdp serve` as a child process on `port`, once /readyz answers 200."""
+def start_server(
+    setup: Setup, log: Path, port: int, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`vdp serve` as a child process on `port` (more `VDP_…` settings in `extra`), once
+    /readyz answers 200."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vdp.cli", "serve", "--log-level", "warning"],
             cwd=REPO,
-            env=setup.env(VDP_QUERY_PORT=str(port), VDP_QUERY_ACCESS_LOG_FLUSH_SECONDS="0.2"),
+            env=setup.env(
+                VDP_QUERY_PORT=str(port), VDP_QUERY_ACCESS_LOG_FLUSH_SECONDS="0.2", **(extra or {})
+            ),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -44,10 +49,10 @@ def start_server(setup: Setup, log: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def query_server(setup: Setup, log: Path) -> Iterator[str]:
+def query_server(setup: Setup, log: Path, extra: dict[str, str] | None = None) -> Iterator[str]:
     """A real `vdp serve` process on a free port; yields its base URL, stopped at exit."""
     port = free_port()
-    proc = start_server(setup, log, port)
+    proc = start_server(setup, log, port, extra)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

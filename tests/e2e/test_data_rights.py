@@ -1,0 +1,287 @@
+"""Owner data rights with real processes: consent decisions on the consent topic, a real
+worker, ClickHouse and `vdp serve` over HTTP, checked against what the simulator sent.
+
+One fleet, four unsold cars and at least one sold one: A has no consent (no location rows,
+and the right not-collected count), B a precise location grant from T until it expires,
+C a coarse grant withdrawn mid-run. Then a deletion request for A's driving data over a
+range leaves nothing in series, export, events, coverage or daily stats, its receipt
+counts what was there, and a processor replay from offset 0 does not bring it back. A
+stranger and a previous owner get 404; tokens without the write scopes get 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import Producer
+
+from producers.sim.fleet import FleetConfig
+from producers.sim.simulator import Simulator
+from schemas.catalog import CATEGORIES, load_catalog
+from schemas.codec import consent_codec
+from tests.e2e.harness import iso, query_server
+from tests.integration.test_pipeline_harness import (
+    Setup,
+    expected_samples,
+    publish,
+    stored_count,
+    wait_stored,
+    wait_until,
+    worker,
+)
+from vdp.settings import Settings
+
+DURATION_S = 120
+LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
+
+
+def token(owner: str, *scopes: str) -> dict[str, str]:
+    settings, now = Settings(), int(time.time())
+    claims = {
+        "sub": owner,
+        "scope": " ".join([*CATEGORIES, *scopes]),
+        "aud": settings.query_jwt_audience,
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
+    key = settings.query_jwt_key.get_secret_value()
+    return {"Authorization": f"Bearer {jwt.encode(claims, key, algorithm='HS256')}"}
+
+
+def decision(id: str, owner: str, category: str, mode: str, start: int, end: int | None) -> Any:
+    return {
+        "id": id,
+        "owner_id": owner,
+        "category": category,
+        "mode": mode,
+        "effective_from": start,
+        "expires_at": end,
+        "recorded_at": start,
+    }
+
+
+def publish_consents(bootstrap: str, topic: str, events: dict[str, list[Any]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    codec = consent_codec()
+    for vin, decisions in events.items():
+        event = {"vin": vin, "recorded_at": 0, "decisions": decisions, "deletions": []}
+        producer.produce(topic, codec.encode(event), vin.encode())
+    assert producer.flush(30) == 0
+
+
+def location_times(config: FleetConfig) -> dict[str, list[tuple[int, str, float]]]:
+    """Per car, every location sample the simulator sends: (event time, signal, value)."""
+    catalog, out = load_catalog(), {}  # type: ignore[var-annotated]
+    for e in Simulator(config).run():
+        if e.kind != "frame":
+            continue
+        for group in ("doubles", "longs", "booleans", "strings"):
+            for name, value in e.record[group].items():
+                if catalog[name].category == "location":
+                    out.setdefault(e.vin, []).append((e.record["event_time"], name, value))
+    return out
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def rows(client: Client, sql: str, **params: Any) -> list[Any]:
+    return list(client.query(sql, parameters=params).result_rows)
+
+
+def test_consent_and_deletion_end_to_end(
+    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path
+) -> None:
+    setup = pipeline()
+    start = int(time.time() * 1000) - DURATION_S * 1000
+    config = FleetConfig(
+        cars=6, hz=1, duration_s=DURATION_S, seed=20, start_ms=start, sold_share=0.4
+    )
+    timelines = Simulator(config).timelines
+    unsold = [vin for vin, t in timelines.items() if len(t) == 1]
+    sold = [vin for vin, t in timelines.items() if len(t) > 1]
+    assert len(unsold) >= 3 and sold, timelines
+    sent = location_times(config)
+    a, b, c = sorted(unsold, key=lambda vin: -len(sent[vin]))[:3]  # the busiest cars
+    owner = {vin: t[0].owner_id for vin, t in timelines.items()}
+    t_grant, t_expiry, t_withdraw = start + 40_000, start + 80_000, start + 60_000
+    publish_consents(
+        setup.bootstrap,
+        setup.consent,
+        {
+            b: [decision("b1", owner[b], "location", "precise", t_grant, t_expiry)],
+            c: [
+                decision("c1", owner[c], "location", "coarse", start - 1, start + 86_400_000),
+                decision("c2", owner[c], "location", "off", t_withdraw, None),
+            ],
+        },
+    )
+    manifest = publish(
+        setup, cars=6, duration_s=DURATION_S, bad_rate=0.0, seed=20, sold_share=0.4, start_ms=start
+    )
+    want_b = [s for s in sent[b] if t_grant <= s[0] < t_expiry]
+    want_c = [s for s in sent[c] if s[0] < t_withdraw and s[1] in (LAT, LON)]
+    want_total = expected_samples(manifest) + len(want_b) + len(want_c)
+    log = tmp_path / "worker.log"
+    with worker(setup, log) as proc:
+        wait_stored(clickhouse_client, want_total, proc, log, 150)
+
+    def location(vin: str) -> list[Any]:
+        return rows(
+            clickhouse_client,
+            "SELECT event_time, signal, value_num FROM samples FINAL "
+            "WHERE vin = {v:String} AND category = 'location' ORDER BY event_time, signal",
+            v=vin,
+        )
+
+    # A: nothing, B: from T until the expiry, C: the rounded position until the withdrawal.
+    assert location(a) == []
+    got_b = location(b)
+    assert len(got_b) == len(want_b) > 0
+    assert min(t for t, _, _ in got_b).timestamp() * 1000 >= t_grant
+    assert max(t for t, _, _ in got_b).timestamp() * 1000 < t_expiry
+    got_c = location(c)
+    assert len(got_c) == len(want_c) > 0
+    assert {s for _, s, _ in got_c} == {LAT, LON}
+    assert all(abs(v * 100 - round(v * 100)) < 1e-6 for _, _, v in got_c)
+    assert max(t for t, _, _ in got_c).timestamp() * 1000 < t_withdraw
+
+    server_env = {"VDP_DELETION_SETTLE_SECONDS": "1", "VDP_DELETION_POLL_SECONDS": "0.5"}
+    with query_server(setup, tmp_path / "serve.log", server_env) as base:
+        ha = token(owner[a], "consent:write", "data:delete")
+        r = httpx.get(
+            f"{base}/v1/vehicles/{a}/not-collected",
+            headers=ha,
+            params={"from": iso(start - 1000), "to": iso(start + 200_000)},
+        )
+        assert r.status_code == 200, r.text
+        counted = sum(d["samples"] for d in r.json()["days"] if d["category"] == "location")
+        assert counted == len(sent[a]) > 0
+
+        state = httpx.get(f"{base}/v1/vehicles/{c}/consent", headers=token(owner[c])).json()
+        loc = next(s for s in state["categories"] if s["category"] == "location")
+        assert loc["mode"] == "off" and len(state["history"]) == 2
+
+        # Writes need their scopes; strangers and previous owners get 404.
+        body = {"mode": "precise", "days": 30}
+        url = f"{base}/v1/vehicles/{a}/consent/location"
+        assert httpx.put(url, json=body, headers=token(owner[a])).status_code == 403
+        assert httpx.put(url, json={"mode": "precise", "days": 400}, headers=ha).status_code == 400
+        stranger = token(owner[b], "consent:write", "data:delete")
+        assert httpx.put(url, json=body, headers=stranger).status_code == 404
+        previous = token(owner[sold[0]], "consent:write", "data:delete")
+        resold = f"{base}/v1/vehicles/{sold[0]}"
+        assert (
+            httpx.put(f"{resold}/consent/location", json=body, headers=previous).status_code == 404
+        )
+        after = {
+            "categories": ["driving"],
+            "from": iso(timelines[sold[0]][1].effective_from),
+            "to": iso(start + 200_000),
+        }
+        assert httpx.post(f"{resold}/deletions", json=after, headers=previous).status_code == 404
+        granted = httpx.put(url, json=body, headers=ha)
+        assert granted.status_code == 200, granted.text
+
+        # Deletion of A's driving data over a range.
+        lo, hi = start + 10_000, start + 100_000
+        scope_sql = (
+            "FROM samples FINAL WHERE vin = {v:String} AND category = 'driving' "
+            "AND event_time >= {lo:DateTime64(3, 'UTC')} AND event_time < {hi:DateTime64(3, 'UTC')}"
+        )
+        bounds = {"v": a, "lo": _at(lo), "hi": _at(hi)}
+        there = rows(clickhouse_client, f"SELECT count() {scope_sql}", **bounds)[0][0]  # noqa: S608
+        assert there > 0
+        request = {"categories": ["driving"], "from": iso(lo), "to": iso(hi)}
+        assert (
+            httpx.post(
+                f"{base}/v1/vehicles/{a}/deletions", json=request, headers=token(owner[a])
+            ).status_code
+            == 403
+        )
+        made = httpx.post(f"{base}/v1/vehicles/{a}/deletions", json=request, headers=ha)
+        assert made.status_code == 202, made.text
+        rid = made.json()["request_id"]
+
+        def receipt() -> dict[str, Any]:
+            return httpx.get(f"{base}/v1/deletions/{rid}", headers=ha).json()
+
+        wait_until(lambda: receipt()["status"] == "done", 90, lambda: f"receipt {receipt()}")
+        done = receipt()
+        assert done["receipt"]["removed"]["samples"]["driving"] == there
+        assert done["receipt"]["remaining"] == 0
+        canonical = json.dumps(done["receipt"], sort_keys=True, separators=(",", ":"))
+        assert done["digest"] == hashlib.sha256(canonical.encode()).hexdigest()
+        assert httpx.get(f"{base}/v1/deletions/{rid}", headers=stranger).status_code == 404
+        assert rows(clickhouse_client, f"SELECT count() {scope_sql}", **bounds)[0][0] == 0  # noqa: S608
+
+        window = {"from": iso(lo), "to": iso(hi), "category": "driving"}
+        series = httpx.get(f"{base}/v1/vehicles/{a}/series", params=window, headers=ha).json()
+        assert series["rows"] == []
+        export = httpx.get(
+            f"{base}/v1/vehicles/{a}/export", headers=ha, params={**window, "format": "jsonl"}
+        )
+        assert export.status_code == 200 and export.text.strip() == ""
+        events = httpx.get(f"{base}/v1/vehicles/{a}/events", params=window, headers=ha).json()
+        assert events["events"] == []
+        assert (
+            rows(
+                clickhouse_client,
+                "SELECT count() FROM incidents FINAL WHERE vin = {v:String} "
+                "AND category = 'driving' AND event_time >= {lo:DateTime64(3, 'UTC')} "
+                "AND event_time < {hi:DateTime64(3, 'UTC')}",
+                **bounds,
+            )[0][0]
+            == 0
+        )
+        # The daily stats hold what the remaining samples say, no more.
+        speeds = rows(
+            clickhouse_client,
+            "SELECT max(value_num) FROM samples FINAL WHERE "
+            "vin = {v:String} AND signal = 'Vehicle.Speed'",
+            v=a,
+        )[0][0]
+        stats = rows(
+            clickhouse_client,
+            "SELECT max(max_speed_kmh) FROM daily_vehicle_stats_view WHERE vin = {v:String}",
+            v=a,
+        )[0][0]
+        assert stats == speeds
+        logged = httpx.get(f"{base}/v1/access-log", headers=ha).json()["entries"]
+        endpoints = {e["endpoint"] for e in logged}
+        assert "/v1/vehicles/{vin}/consent/{category}" in endpoints
+        assert "/v1/vehicles/{vin}/deletions" in endpoints
+
+    # A replay from offset 0 (a new consumer group) stores everything again but the scope.
+    before = stored_count(clickhouse_client)[0]
+    frames = manifest["totals"]["frames"]
+    replay = f"replay-{uuid.uuid4().hex[:6]}"
+    with worker(setup, tmp_path / "replay.log", VDP_PROCESS_APP_ID=replay) as proc:
+        port = proc.web_port  # type: ignore[attr-defined]
+        wait_until(lambda: _consumed(port) >= frames, 150, lambda: f"replay of {frames} frames")
+        assert proc.poll() is None
+    assert rows(clickhouse_client, f"SELECT count() {scope_sql}", **bounds)[0][0] == 0  # noqa: S608
+    assert stored_count(clickhouse_client)[0] == before
+
+
+def _consumed(port: int) -> float:
+    """Raw records the worker has stored (its `vdp_process_records_in` counter)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text
+    except httpx.HTTPError:
+        return 0.0
+    found = re.search(r"^vdp_process_records_in_total (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0

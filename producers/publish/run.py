@@ -21,7 +21,7 @@ PROGRESS_EVERY = 2_000  # messages between progress callbacks
 # Frames encoded and handed to the producer at a time. A tick's plain frames (~700 for
 # 1,000 cars, ~800 KB) outgrow the CPU's L2 cache before librdkafka copies them; in
 # parts of 256, simulate+publish cost ~7 % less CPU per frame (measured against whole
-# batches, interleaved; docs/benchmarks.md).
+# batches, interleaved; docs/benchmarks-history.md).
 BULK_PART = 256
 
 

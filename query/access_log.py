@@ -36,7 +36,9 @@ class Entry:
     categories: tuple[str, ...]
     time_from: datetime | None
     time_to: datetime | None
-    rows: int
+    rows: int  # data rows handed to the client
+    bytes: int  # body bytes handed to the client
+    aborted: bool  # the client went away before the last byte
     status: int
     duration_ms: int
 

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from query import consent, deletion, export, problems, report, routes
 from query.access_log import AccessLogWriter
 from query.auth import verifier_from_settings
+from query.cursors import signer_from_settings
 from query.deletion_executor import DeletionExecutor
 from query.deps import PeriodCache, Services
 from query.middleware import Bookkeeping, Metrics
@@ -37,6 +38,7 @@ those categories is returned; every request on owner data is recorded in the acc
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     """The app; `client` (bound to the platform database) defaults to one from settings."""
     verifier = verifier_from_settings(settings)  # refuses a bad key before connecting
+    cursors = signer_from_settings(settings)  # and a bad cursor key
     ch = (
         client
         if client is not None
@@ -71,9 +73,10 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=problems.NewlineJSONResponse,
     )
     periods = PeriodCache(settings.query_ownership_cache_seconds)
-    app.state.services = Services(settings, load_catalog(), verifier, repository, periods)
+    app.state.services = Services(settings, load_catalog(), verifier, repository, periods, cursors)
     app.state.access_log = writer
     app.state.rights = rights
     app.state.deletions = executor
@@ -91,7 +94,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             repository.ping()
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             return problems.problem_response(503, "not-ready", "Not ready", f"ClickHouse: {e}")
-        return Response(HealthOut(status="ready").model_dump_json(), media_type="application/json")
+        ready = HealthOut(status="ready").model_dump_json() + "\n"
+        return Response(ready, media_type="application/json")
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus() -> Response:

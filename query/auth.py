@@ -1,14 +1,17 @@
 """Owner tokens: JWTs the owner app issues for a signed-in owner.
 
 Claims: `sub` = owner id, `scope` = space-separated data categories the owner allowed
-(OAuth 2 style, e.g. "driving location"), `aud`, `exp` (required), `iat`, `iss` (checked
-when configured). Only the one configured algorithm is accepted, so `alg: none` and
-HS/RS key confusion are refused by construction.
+(OAuth 2 style, e.g. "driving location"), `aud`, `exp` (required, a number: PyJWT alone
+would take the string "1900000000"), `iat`, `iss` (checked when configured; production
+requires it configured). A token may live at most `VDP_QUERY_JWT_MAX_LIFETIME_SECONDS`, so
+a leaked one cannot be good for years. Only the one configured algorithm is accepted, so
+`alg: none` and HS/RS key confusion are refused by construction.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +51,9 @@ class TokenVerifier:
     key: Any
     audience: str
     issuer: str | None
+    max_lifetime_s: int = 86_400
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, now: float | None = None) -> Principal:
         try:
             claims = jwt.decode(
                 token,
@@ -61,6 +65,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as e:
             raise TokenError(f"invalid token: {e}") from e
+        self._check_lifetime(claims, time.time() if now is None else now)
         owner, scope = claims.get("sub"), claims.get("scope")
         if not isinstance(owner, str) or not owner.strip():
             raise TokenError("invalid token: empty subject")
@@ -71,6 +76,16 @@ class TokenVerifier:
         categories = frozenset(scope.split()) & frozenset(CATEGORIES)
         permissions = frozenset(scope.split()) & PERMISSIONS
         return Principal(owner, categories, str(claims.get("jti", "")), permissions)
+
+    def _check_lifetime(self, claims: dict[str, Any], now: float) -> None:
+        exp, iat = claims["exp"], claims.get("iat", now)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
+            raise TokenError("invalid token: exp and iat must be numbers (seconds since 1970)")
+        # Both: without iat a token could claim a short life and still expire in years.
+        if max(exp - iat, exp - now) > self.max_lifetime_s:
+            raise TokenError(
+                f"invalid token: it lives longer than the limit of {self.max_lifetime_s} s"
+            )
 
 
 def _public_key(text: str) -> str:
@@ -103,6 +118,14 @@ def verifier_from_settings(settings: Settings) -> TokenVerifier:
         key: Any = secret
     else:
         key = _public_key(secret)
+    if settings.query_environment == "production" and not settings.query_jwt_issuer:
+        raise ConfigurationError(
+            "VDP_QUERY_JWT_ISSUER is empty: in production tokens must name their issuer"
+        )
     return TokenVerifier(
-        algorithm, key, settings.query_jwt_audience, settings.query_jwt_issuer or None
+        algorithm,
+        key,
+        settings.query_jwt_audience,
+        settings.query_jwt_issuer or None,
+        settings.query_jwt_max_lifetime_seconds,
     )

@@ -33,11 +33,16 @@ def register(sub: Any) -> None:
             "owner app; this is for development and tests only."
         ),
     )
-    token.add_argument("--owner", required=True, help="owner id (the token's `sub`)")
+    token.add_argument("--owner", required=True, help="owner id (the token's `sub`), not empty")
     token.add_argument(
         "--categories", required=True, help="comma-separated categories, e.g. driving,location"
     )
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=3600,
+        help="seconds until it expires (default 3600; at most VDP_QUERY_JWT_MAX_LIFETIME_SECONDS)",
+    )
     token.add_argument("--private-key", help="PEM file of the private key (RS*/ES*/PS*)")
     token.set_defaults(handler=_token)
 

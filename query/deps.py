@@ -15,6 +15,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from query.auth import Principal, TokenError, TokenVerifier
+from query.cursors import CursorSigner
 from query.params import Selection, TimeRange, vin_or_400
 from query.problems import not_found, unauthorized
 from query.repository import Period, Repository
@@ -33,7 +34,8 @@ class Access:
     categories: tuple[str, ...] = ()
     start: datetime | None = None
     end: datetime | None = None
-    rows: int = 0
+    rows: int = 0  # rows produced so far; the access log counts those really sent
+    stop: bool = False  # no more body wanted (client gone, or HEAD): a stream ends early
 
     def selected(self, sel: Selection, span: TimeRange | None = None) -> None:
         self.categories = sel.categories
@@ -71,6 +73,7 @@ class Services:
     verifier: TokenVerifier
     repository: Repository
     periods: PeriodCache
+    cursors: CursorSigner
 
 
 def services(request: Request) -> Services:

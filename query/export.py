@@ -1,33 +1,40 @@
 """Full export of a time range as CSV, JSON Lines or Parquet, streamed in constant memory.
 
-The range is read in time windows (`VDP_QUERY_EXPORT_WINDOW_MINUTES`), each with
-clickhouse-connect's Arrow stream, and every record batch is encoded and sent before the
-next is read. So the service holds one batch at a time whatever the range, and at most one
-window even where a ClickHouse HTTP server buffers a whole response (our embedded server
-does today).
+The range is first planned: one cheap count per hour (no FINAL, no sort) says where the
+rows are, and the rows are then read in windows of about `VDP_QUERY_EXPORT_WINDOW_ROWS`
+each, skipping the empty hours. So a 92-day range with a day of data costs a handful of
+queries, not 2,208 one-hour ones, and the first rows leave within a window's time. Each
+window is one ClickHouse query whose result is passed on as it arrives: Arrow record
+batches encoded to CSV or Parquet one at a time, or ClickHouse's own JSON lines. The
+service holds one batch (or one network chunk) at a time whatever the range.
+
+The body is an async generator so that a client that goes away stops the work: Starlette
+cancels it, and its `finally` closes the ClickHouse response (see `_drive`); `Access.stop`
+(HEAD, or a disconnect seen by the bookkeeping middleware) ends it between batches too.
 """
 
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterator
-from datetime import timedelta
+import math
+from collections.abc import AsyncIterator, Generator, Iterator
+from datetime import datetime, timedelta
 from typing import Annotated, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from query.deps import Access, CurrentOwner, OwnedCar, Svc
-from query.params import bad_request
-from query.problems import PROBLEM_RESPONSES
-from query.repository import Repository, Scope
-from query.routes import Range, Selected, owned_scope
+from query.params import TimeRange, bad_request
+from query.repository import PLAN_BUCKET, Repository, Scope
+from query.routes import Range, Selected, owned_scope, v1_router
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = v1_router()
 
 SCHEMA = pa.schema(
     [
@@ -40,6 +47,8 @@ SCHEMA = pa.schema(
         ("quality", pa.uint8()),
     ]
 )
+# The one time format of the API: ISO 8601, UTC, milliseconds, `T` and `Z`.
+_ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S of a millisecond timestamp carries `.mmm`
 
 
 class Encoder(Protocol):
@@ -48,39 +57,24 @@ class Encoder(Protocol):
 
 
 class CsvEncoder:
-    """RFC 4180 CSV with a header; times as `YYYY-MM-DD HH:MM:SS.mmmZ`."""
+    """RFC 4180 CSV with a header (sent at once); times as `2026-12-01T12:41:34.000Z`."""
 
     def __init__(self) -> None:
         self._header = True
 
     def write(self, batch: pa.RecordBatch) -> bytes:
+        times = pc.strftime(batch.column("event_time"), format=_ISO_FORMAT)
+        batch = batch.set_column(0, pa.field("event_time", pa.string()), times)
         sink = io.BytesIO()
         pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=self._header))
         self._header = False
         return sink.getvalue()
 
-    def close(self) -> bytes:
+    def header(self) -> bytes:
         return self.write(pa.RecordBatch.from_pylist([], SCHEMA)) if self._header else b""
 
-
-class JsonLinesEncoder:
-    """One JSON object per line; times as ISO 8601 UTC with a Z."""
-
-    def write(self, batch: pa.RecordBatch) -> bytes:
-        columns = batch.to_pydict()
-        columns["event_time"] = [
-            t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            for t in columns["event_time"]
-        ]
-        names = list(columns)
-        lines = [
-            json.dumps(dict(zip(names, row, strict=True)), separators=(",", ":"))
-            for row in zip(*columns.values(), strict=True)
-        ]
-        return ("\n".join(lines) + "\n").encode() if lines else b""
-
     def close(self) -> bytes:
-        return b""
+        return self.header()
 
 
 class _Drain(io.RawIOBase):
@@ -117,34 +111,105 @@ class ParquetEncoder:
         return self._drain.take()
 
 
-FORMATS: dict[str, tuple[type[Encoder], str, str]] = {
-    "csv": (CsvEncoder, "text/csv; charset=utf-8", "csv"),
-    "jsonl": (JsonLinesEncoder, "application/x-ndjson", "jsonl"),
-    "parquet": (ParquetEncoder, "application/vnd.apache.parquet", "parquet"),
+FORMATS: dict[str, tuple[str, str]] = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "jsonl": ("application/x-ndjson", "jsonl"),
+    "parquet": ("application/vnd.apache.parquet", "parquet"),
 }
 
 
-def stream(
-    repo: Repository, scope: Scope | None, access: Access, encoder: Encoder, window: timedelta
-) -> Iterator[bytes]:
-    """Encoded bytes of every sample in the scope, window by window, batch by batch."""
-    windows = list(scope.span.windows(window)) if scope else []
-    for part in windows:
-        assert scope is not None
-        with repo.export_batches(scope.within(part)) as batches:
+def plan_windows(
+    span: TimeRange, counts: list[tuple[datetime, int]], target_rows: int
+) -> list[TimeRange]:
+    """Windows that cover every bucket holding rows, in time order, each of about
+    `target_rows` at most: buckets are joined while they fit, a bucket holding more is cut
+    into equal parts, and a stretch of empty buckets is never read. `counts` are (bucket
+    start, rows) per `PLAN_BUCKET`, ascending; windows never leave `span`."""
+    windows: list[TimeRange] = []
+    start: datetime | None = None
+    end, rows = span.start, 0
+    for at, count in counts:
+        bucket = TimeRange(max(at, span.start), min(at + PLAN_BUCKET, span.end))
+        if count <= 0 or bucket.end <= bucket.start:
+            continue
+        if start is not None and rows + count > target_rows:
+            windows.append(TimeRange(start, end))
+            start = None
+        if count > target_rows:
+            # Cut on whole milliseconds: the windows' ends are DateTime64(3) parameters.
+            parts = math.ceil(count / target_rows)
+            ms = (bucket.end - bucket.start) // timedelta(milliseconds=1)
+            cuts = [bucket.start + timedelta(milliseconds=ms * i // parts) for i in range(parts)]
+            cuts.append(bucket.end)
+            windows += [TimeRange(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
+            continue
+        if start is None:
+            start, rows = bucket.start, 0
+        end, rows = bucket.end, rows + count
+    if start is not None:
+        windows.append(TimeRange(start, end))
+    return windows
+
+
+def _windows(repo: Repository, scope: Scope, target_rows: int) -> Iterator[Scope]:
+    for window in plan_windows(scope.span, repo.row_counts(scope), target_rows):
+        yield scope.within(window)
+
+
+def arrow_chunks(
+    repo: Repository, scope: Scope | None, access: Access, encoder: Encoder, target_rows: int
+) -> Generator[bytes, None, None]:
+    """Encoded bytes of every sample in the scope, window by window, batch by batch. Rows
+    are counted as their chunk is handed on (the access log counts what really left)."""
+    if isinstance(encoder, CsvEncoder):
+        yield encoder.header()  # the first byte, before any query
+    for part in _windows(repo, scope, target_rows) if scope else ():
+        with repo.export_batches(part) as batches:
             for batch in batches:
-                access.rows += batch.num_rows
                 chunk = encoder.write(batch.cast(SCHEMA))
-                if chunk:
-                    yield chunk
+                access.rows += batch.num_rows
+                yield chunk
+                if access.stop:
+                    return
     yield encoder.close()
+
+
+def json_line_chunks(
+    repo: Repository, scope: Scope | None, access: Access, target_rows: int
+) -> Generator[bytes, None, None]:
+    """JSON Lines as ClickHouse writes them, passed on as they arrive. One row per line
+    (JSON escapes newlines inside strings), so the lines sent are the rows sent."""
+    for part in _windows(repo, scope, target_rows) if scope else ():
+        with repo.export_json_lines(part) as chunks:
+            for chunk in chunks:
+                access.rows += chunk.count(b"\n")
+                yield chunk
+                if access.stop:
+                    return
+
+
+async def _drive(chunks: Generator[bytes, None, None], access: Access) -> AsyncIterator[bytes]:
+    """Each blocking step of `chunks` in a worker thread; stops when no one listens. On
+    cancellation (the client left) `finally` closes `chunks`, whose `with` blocks close
+    the ClickHouse response, so no further window is read."""
+    done = object()
+    try:
+        while not access.stop:
+            chunk = await run_in_threadpool(next, chunks, done)
+            if chunk is done:
+                return
+            assert isinstance(chunk, bytes)
+            if chunk:
+                yield chunk
+    finally:
+        chunks.close()
 
 
 @router.get(
     "/vehicles/{vin}/export",
     summary="Everything in a time range as CSV, JSON Lines or Parquet (streamed)",
     response_class=StreamingResponse,
-    responses={200: {"content": {t: {} for _, t, _ in FORMATS.values()}}},
+    responses={200: {"content": {t: {} for t, _ in FORMATS.values()}}},
 )
 def export(
     car: OwnedCar,
@@ -156,12 +221,18 @@ def export(
 ) -> StreamingResponse:
     if fmt not in FORMATS:
         raise bad_request("unsupported-format", f"format must be one of {', '.join(FORMATS)}")
-    encoder_type, media_type, ext = FORMATS[fmt]
+    media_type, ext = FORMATS[fmt]
     scope = owned_scope(car, owner.owner_id, span, sel)
-    window = timedelta(minutes=svc.settings.query_export_window_minutes)
+    target = svc.settings.query_export_window_rows
+    repo, access = svc.repository, car.access
+    if fmt == "jsonl":
+        chunks = json_line_chunks(repo, scope, access, target)
+    else:
+        encoder = CsvEncoder() if fmt == "csv" else ParquetEncoder()
+        chunks = arrow_chunks(repo, scope, access, encoder, target)
     name = f"{car.vin}_{span.start:%Y%m%dT%H%M%SZ}_{span.end:%Y%m%dT%H%M%SZ}.{ext}"
     return StreamingResponse(
-        stream(svc.repository, scope, car.access, encoder_type(), window),
+        _drive(chunks, access),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -1,13 +1,18 @@
-"""Per-request bookkeeping: Prometheus metrics and the access log entry.
+"""Per-request bookkeeping: Prometheus metrics and the access log entry, and HEAD.
 
-A plain ASGI middleware rather than `@app.middleware("http")`: it sees the end of a
-streamed body, so an export is timed and its rows counted when the last byte is sent.
+A plain ASGI middleware rather than `@app.middleware("http")`: it sees every body message
+of a streamed response, so the access log says what was really delivered: the rows and
+bytes handed to the connection while the client was there, and `aborted` when it left
+first (the disconnect is seen on `receive`, where Starlette's streaming response listens
+for it too and then stops the stream). HEAD is answered as GET without the body (RFC 9110
+§9.3.2), and a streamed body is not even produced for it (`Access.stop`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +53,17 @@ class Metrics:
         )
 
 
+@dataclass
+class _Delivery:
+    """What one response handed to the client so far."""
+
+    status: int = 500
+    bytes: int = 0
+    rows: int = 0
+    complete: bool = False  # the last body message went out
+    gone: bool = False  # the client disconnected first
+
+
 class Bookkeeping:
     def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLogWriter) -> None:
         self.app, self.metrics, self.access_log = app, metrics, access_log
@@ -57,39 +73,64 @@ class Bookkeeping:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-        done = False
+        head = scope["method"] == "HEAD"
+        inner = {**scope, "method": "GET"} if head else scope  # routes and state live here
+        sent = _Delivery()
 
-        async def watch(message: Message) -> None:
-            nonlocal status, done
+        def access() -> Any:
+            return inner.get("state", {}).get("access")
+
+        async def watch_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not sent.complete:
+                sent.gone = True
+                if (a := access()) is not None:
+                    a.stop = True
+            return message
+
+        async def watch_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done = True
-                self._finish(scope, status, started)
+                sent.status = int(message["status"])
+                if head and (a := access()) is not None:
+                    a.stop = True  # headers only: a streamed body need not be made
+                await send(message)
+                return
+            if message["type"] != "http.response.body" or sent.gone or sent.complete:
+                return  # nobody to send it to (uvicorn would drop it silently)
+            last = not message.get("more_body", False)
+            if head:
+                if last:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send(message)
+                sent.bytes += len(message.get("body", b""))
+                if (a := access()) is not None:
+                    sent.rows = a.rows  # the rows of every chunk handed over so far
+            if last:
+                sent.complete = True
+                self._finish(inner, sent, started)
 
         try:
-            await self.app(scope, receive, watch)
+            await self.app(inner, watch_receive, watch_send)
         finally:
-            if not done:  # an exception, or a client that went away mid-stream
-                self._finish(scope, status, started)
+            if not sent.complete:  # an exception, or a client that went away mid-stream
+                self._finish(inner, sent, started)
 
-    def _finish(self, scope: Scope, status: int, started: float) -> None:
+    def _finish(self, scope: Scope, sent: _Delivery, started: float) -> None:
         elapsed = time.perf_counter() - started
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
-        self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+        self.metrics.requests.labels(route, scope.get("method", ""), str(sent.status)).inc()
         self.metrics.latency.labels(route).observe(elapsed)
         access = scope.get("state", {}).get("access")
         if access is None:  # no verified owner: nothing of anyone's data was touched
             return
-        self.metrics.rows.labels(route).inc(access.rows)
-        self.access_log.record(_entry(access, status, elapsed))
+        self.metrics.rows.labels(route).inc(sent.rows)
+        self.access_log.record(_entry(access, sent, elapsed))
         self.metrics.access_log_pending.set(self.access_log.pending)
 
 
-def _entry(access: Any, status: int, elapsed: float) -> Entry:
+def _entry(access: Any, sent: _Delivery, elapsed: float) -> Entry:
     return Entry(
         at=datetime.now(UTC),
         request_id=uuid.uuid4().hex,
@@ -99,7 +140,9 @@ def _entry(access: Any, status: int, elapsed: float) -> Entry:
         categories=tuple(access.categories),
         time_from=access.start,
         time_to=access.end,
-        rows=access.rows,
-        status=status,
+        rows=sent.rows,
+        bytes=sent.bytes,
+        aborted=not sent.complete,
+        status=sent.status,
         duration_ms=round(elapsed * 1000),
     )

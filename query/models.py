@@ -92,10 +92,12 @@ class SeriesOut(BaseModel):
 
 
 class EventOut(BaseModel):
-    time: str
+    time: str = Field(description="start of the episode (or the moment of a one-off event)")
+    end: str = Field(description="last moment of the episode; equals `time` for a moment")
     category: str
     kind: str
-    value: float | None
+    value: float | None = Field(description="the value that raised it")
+    peak: float | None = Field(description="the extreme value during the episode")
     detail: str
     seq: int
 
@@ -114,13 +116,16 @@ class AccessOut(BaseModel):
     categories: list[str]
     start: str | None = Field(alias="from")
     end: str | None = Field(alias="to")
-    rows: int
+    rows: int = Field(description="data rows delivered (an export cut short: those sent)")
+    bytes: int = Field(description="response body bytes handed to the client")
+    aborted: bool = Field(description="the client went away before the response was complete")
     status: int
     duration_ms: int
 
 
 class AccessLogOut(BaseModel):
     entries: list[AccessOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for older entries")
 
 
 class HealthOut(BaseModel):

@@ -5,9 +5,6 @@ Pure functions raising `Problem`s, so every rule is unit-tested without a server
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from query.auth import Principal
+from query.cursors import CursorSigner
 from query.problems import Problem, bad_request, forbidden
 from schemas.catalog import CATEGORIES, Catalog
 from schemas.tables import EARLIEST, OPEN_END
@@ -28,8 +26,14 @@ def vin_or_400(vin: str) -> str:
 
 
 def utc(moment: datetime) -> datetime:
-    """Naive times are taken as UTC; aware ones converted to it."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """Naive times are taken as UTC; aware ones converted to it (400 when that leaves the
+    calendar: `0001-01-01T00:00+14:00` is in year 0)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:
+        raise bad_request("invalid-time-range", f"{moment.isoformat()} is out of range") from e
 
 
 @dataclass(frozen=True)
@@ -136,49 +140,57 @@ def selection(
     return Selection(tuple(wanted), tuple(names))
 
 
-def encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# What a cursor's values may be: a time the service can serve, and keys that fit their
+# ClickHouse columns (seq is UInt64). Anything else is refused, never sent to ClickHouse.
+_EARLIEST_MS, _LATEST_MS = (round(t.timestamp() * 1000) for t in (EARLIEST, OPEN_END))
+_MAX_TEXT = 512
 
 
-def _is(value: object, kind: type) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
+def _fits(value: object, kind: type) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 2**64
+    return not isinstance(value, str) or len(value) <= _MAX_TEXT
 
 
-def decode_cursor(cursor: str, types: tuple[type, ...]) -> list[Any]:
-    """The position a cursor stands for; 400 for anything this service did not issue."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
-        raise bad_request("invalid-cursor", "the cursor is not one this service issued") from e
-    if (
-        not isinstance(values, list)
-        or len(values) != len(types)
-        or not all(
-            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types, strict=True)
-        )
-    ):
-        raise bad_request("invalid-cursor", "the cursor is not one this service issued")
-    return values
+def cursor_context(route: str, owner: str, vin: str = "") -> str:
+    """What a list's cursors are bound to: the route template, the owner and the car."""
+    return f"{route}|{owner}|{vin}"
 
 
-def cursor_position(cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | None:
-    """The keyset position (event time, *rest) a cursor stands for; None for the first page."""
-    if not cursor:
-        return None
-    millis, *rest = decode_cursor(cursor, (int, *types))
-    return (datetime.fromtimestamp(millis / 1000, UTC), *rest)
+@dataclass(frozen=True)
+class Pager:
+    """Cursors of one list for one owner (and car): signed by the service, and a cursor of
+    another list, owner or car is not accepted here."""
 
+    signer: CursorSigner
+    context: str
 
-def cursor_after(moment: datetime, *rest: Any) -> str:
-    """The cursor of the page after the row whose keyset key is (moment, *rest)."""
-    return encode_cursor([round(utc(moment).timestamp() * 1000), *rest])
+    def position(self, cursor: str | None, types: tuple[type, ...]) -> tuple[Any, ...] | None:
+        """The keyset position (event time, *rest) a cursor stands for; None for page one."""
+        if not cursor:
+            return None
+        values = self.signer.open(self.context, cursor)
+        kinds = (int, *types)
+        if len(values) != len(kinds) or not all(map(_fits, values, kinds)):
+            raise bad_request("invalid-cursor", "the cursor is not one this service issued")
+        millis, *rest = values
+        if not _EARLIEST_MS <= millis <= _LATEST_MS:
+            raise bad_request("invalid-cursor", "the cursor's time is out of range")
+        # Integer arithmetic: a float of seconds could land a microsecond off the row's time.
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis), *rest)
+
+    def after(self, moment: datetime, *rest: Any) -> str:
+        """The cursor of the page after the row whose keyset key is (moment, *rest)."""
+        return self.signer.sign(self.context, [round(utc(moment).timestamp() * 1000), *rest])
 
 
 def page_size(requested: int | None, default: int, limit: int) -> int:
     size = requested if requested is not None else default
-    if size < 1 or size > limit:
+    if size < 1:
+        raise bad_request("invalid-page-size", f"page_size must be 1..{limit}, got {size}")
+    if size > limit:
         raise bad_request("page-size-too-large", f"page_size must be 1..{limit}, got {size}")
     return size
 

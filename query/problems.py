@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -60,11 +60,20 @@ def not_found(detail: str = "no such vehicle among this owner's vehicles") -> Pr
     return Problem(404, "not-found", "Not found", detail)
 
 
+class NewlineJSONResponse(JSONResponse):
+    """JSON ending in a newline, like every body of this service: a body pasted from curl
+    then leaves the shell prompt on a line of its own."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(content) + b"\n"
+
+
 def problem_response(
     status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None
 ) -> Response:
     body = {"type": _TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    return Response(json.dumps(body), status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+    text = json.dumps(body) + "\n"
+    return Response(text, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
 
 def _validation_detail(errors: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -42,6 +42,8 @@ _ISO = "concat(replaceOne(toString({}), ' ', 'T'), 'Z')"
 _JSON = {"output_format_json_quote_64bit_integers": 0, "output_format_json_quote_denormals": 0}
 
 EXPORT_COLUMNS = ("event_time", "category", "signal", "value_num", "value_str", "seq", "quality")
+# Exports are planned from row counts per bucket this long (see query/export.py).
+PLAN_BUCKET = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -159,15 +161,57 @@ class Repository:
             scope.params() | {"res": resolution_s},
         )
 
+    def row_counts(self, scope: Scope) -> list[tuple[datetime, int]]:
+        """Rows per `PLAN_BUCKET` (start, count), ascending: where an export's rows are.
+        No FINAL and no interval check, so it is cheap and never under-counts (a copy not
+        yet merged counts twice); the reads it plans check everything."""
+        rows = self._rows(
+            "SELECT toUnixTimestamp(toStartOfInterval(event_time, "  # noqa: S608
+            "toIntervalSecond({bucket:UInt32}), 'UTC')) AS at, count() FROM samples "
+            "WHERE vin = {vin:String} AND owner_id = {owner:String} "
+            "AND event_time >= {start:DateTime64(3, 'UTC')} "
+            "AND event_time < {end:DateTime64(3, 'UTC')} "
+            f"{_SELECTED} GROUP BY at ORDER BY at",
+            scope.params() | {"bucket": int(PLAN_BUCKET.total_seconds())},
+        )
+        return [(datetime.fromtimestamp(int(at), UTC), int(n)) for at, n in rows]
+
+    def _export_sql(self, time_column: str) -> str:
+        columns = ", ".join((time_column, *EXPORT_COLUMNS[1:]))
+        return (
+            f"SELECT {columns} FROM samples FINAL "  # noqa: S608
+            f"WHERE {_OWNED} {_SELECTED} ORDER BY event_time, signal, seq"
+        )
+
     @contextmanager
     def export_batches(self, scope: Scope) -> Iterator[Iterator[pa.RecordBatch]]:
         """Arrow record batches of one time window, streamed as ClickHouse sends them."""
-        sql = (
-            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM samples FINAL "  # noqa: S608
-            f"WHERE {_OWNED} {_SELECTED} ORDER BY event_time, signal, seq"
-        )
-        with self.client.query_arrow_stream(sql, parameters=scope.params()) as s:
+        sql = self._export_sql("event_time")
+        try:
+            stream = self.client.query_arrow_stream(sql, parameters=scope.params())
+        except pa.ArrowInvalid:
+            # The engine writes an empty result as the end-of-stream marker alone, with no
+            # schema, which the reader refuses: no rows.
+            yield iter(())
+            return
+        with stream as s:
             yield iter(s)
+
+    @contextmanager
+    def export_json_lines(self, scope: Scope) -> Iterator[Iterator[bytes]]:
+        """The same rows as JSON lines written by ClickHouse, in chunks as they arrive."""
+        sql = self._export_sql(f"{_ISO.format('event_time')} AS event_time")
+        # The alias `event_time` must not hide the column in WHERE and ORDER BY.
+        settings = _JSON | {"prefer_column_name_to_alias": 1}
+        response: Any = self.client.raw_stream(
+            sql, parameters=scope.params(), fmt="JSONEachRow", settings=settings
+        )
+        try:
+            yield response.stream(1 << 16)
+        finally:
+            # Closes the connection without reading the rest: a client that left stops
+            # the window's transfer here (clickhouse-connect's own streams drain it).
+            response.close()
 
     # -- incidents -----------------------------------------------------------------------
     def events(
@@ -179,20 +223,29 @@ class Repository:
             keyset = f"AND (event_time, kind) > ({{at:{_T}}}, {{kind:String}})"
             params |= {"at": after[0], "kind": after[1]}
         return self._rows(
-            "SELECT event_time, category, kind, value, detail, seq FROM incidents FINAL "  # noqa: S608
-            f"WHERE {_OWNED} AND category IN {{categories:Array(String)}} {keyset} "
-            "ORDER BY event_time, kind LIMIT {limit:UInt32}",
+            "SELECT event_time, category, kind, value, detail, seq, end_time, peak "  # noqa: S608
+            f"FROM incidents FINAL WHERE {_OWNED} AND category IN {{categories:Array(String)}} "
+            f"{keyset} ORDER BY event_time, kind LIMIT {{limit:UInt32}}",
             params,
         )
 
     # -- access log ----------------------------------------------------------------------
-    def access_log(self, owner: str, span: TimeRange, limit: int) -> Sequence[Sequence[Any]]:
+    def access_log(
+        self, owner: str, span: TimeRange, before: tuple[Any, ...] | None, limit: int
+    ) -> Sequence[Sequence[Any]]:
+        """Up to `limit` entries, newest first, older than the keyset position `before`."""
+        params = {"owner": owner, "start": span.start, "end": span.end, "limit": limit}
+        keyset = ""
+        if before is not None:
+            keyset = f"AND (at, request_id) < ({{at:{_T}}}, {{rid:String}})"
+            params |= {"at": before[0], "rid": before[1]}
         return self._rows(
-            "SELECT at, request_id, endpoint, vin, categories, time_from, time_to, rows, status, "
-            "duration_ms FROM query_access_log WHERE owner_id = {owner:String} "
+            "SELECT at, request_id, endpoint, vin, categories, time_from, time_to, rows, "  # noqa: S608
+            "bytes, aborted, status, duration_ms FROM query_access_log "
+            "WHERE owner_id = {owner:String} "
             "AND at >= {start:DateTime64(3, 'UTC')} AND at < {end:DateTime64(3, 'UTC')} "
-            "ORDER BY at DESC LIMIT {limit:UInt32}",
-            {"owner": owner, "start": span.start, "end": span.end, "limit": limit},
+            f"{keyset} ORDER BY at DESC, request_id DESC LIMIT {{limit:UInt32}}",
+            params,
         )
 
     def insert_access_log(self, rows: list[list[Any]]) -> None:

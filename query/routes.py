@@ -7,25 +7,61 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
 
 from query import models as m
-from query.deps import Car, CurrentOwner, OwnedCar, Svc
+from query.deps import Car, CurrentOwner, OwnedCar, Services, Svc
 from query.params import (
+    Pager,
     Selection,
     TimeRange,
     bucket_count,
-    cursor_after,
-    cursor_position,
+    cursor_context,
     page_size,
     selection,
     time_range,
+    utc,
 )
-from query.problems import PROBLEM_RESPONSES
+from query.problems import PROBLEM_RESPONSES, bad_request
 from query.repository import Scope
 from schemas.catalog import CATEGORIES
+from schemas.tables import EARLIEST, OPEN_END
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_parameters(request: Request, owner: CurrentOwner) -> None:
+    """400 for a query parameter the endpoint does not take: `signal=` on /events must not
+    look as if it had filtered anything. After the token check, so a stranger learns
+    nothing and the owner's refused request is in their access log."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        taken = ", ".join(sorted(_query_names(dependant))) or "none"
+        raise bad_request(
+            "unknown-parameter",
+            f"{', '.join(u[:40] for u in unknown)[:200]} not taken here; this endpoint "
+            f"takes: {taken}",
+        )
+
+
+def v1_router() -> APIRouter:
+    """A router of owner endpoints under /v1: problem responses documented, parameters
+    checked."""
+    return APIRouter(
+        prefix="/v1", responses=PROBLEM_RESPONSES, dependencies=[Depends(known_parameters)]
+    )
+
+
+router = v1_router()
 
 From = Annotated[datetime, Query(alias="from", description="start, ISO 8601 (UTC if no zone)")]
 To = Annotated[datetime, Query(alias="to", description="end (exclusive), ISO 8601")]
@@ -46,7 +82,14 @@ def json_response(body: dict[str, Any], **spliced: list[bytes]) -> Response:
     parts = [head[:-1].encode()]
     for key, items in spliced.items():
         parts += [b',"', key.encode(), b'":[', b",".join(items), b"]"]
-    return Response(b"".join(parts) + b"}", media_type="application/json")
+    # The final newline: a body pasted from curl leaves the prompt on a line of its own.
+    return Response(b"".join(parts) + b"}\n", media_type="application/json")
+
+
+def pager(request: Request, svc: Services, owner: str, vin: str = "") -> Pager:
+    """Cursors of this list for this owner and car, signed by the service."""
+    path = getattr(request.scope.get("route"), "path", request.url.path)
+    return Pager(svc.cursors, cursor_context(path, owner, vin))
 
 
 def requested_range(svc: Svc, start: From, end: To) -> TimeRange:
@@ -144,6 +187,7 @@ def coverage(car: OwnedCar, owner: CurrentOwner, svc: Svc, sel: Selected) -> Res
     summary="Time series: raw rows (paginated) or min/avg/max per bucket",
 )
 def series(
+    request: Request,
     car: OwnedCar,
     owner: CurrentOwner,
     svc: Svc,
@@ -159,7 +203,8 @@ def series(
     size = page_size(page_size_, cfg.query_default_page_size, cfg.query_max_page_size)
     if resolution is not None:
         bucket_count(span, resolution, sel.signal_count(svc.catalog), cfg.query_max_buckets)
-    position = cursor_position(cursor, (str, int))
+    pages = pager(request, svc, owner.owner_id, car.vin)
+    position = pages.position(cursor, (str, int))
     body: dict[str, Any] = {
         "vin": car.vin,
         "from": m.iso(span.start),
@@ -182,7 +227,7 @@ def series(
     if len(rows) == size:
         last = json.loads(rows[-1])
         moment = datetime.fromisoformat(last["time"])
-        body["next_cursor"] = cursor_after(moment, last["signal"], last["seq"])
+        body["next_cursor"] = pages.after(moment, last["signal"], last["seq"])
     car.access.rows = len(rows)
     return json_response(body, rows=rows)
 
@@ -190,9 +235,10 @@ def series(
 @router.get(
     "/vehicles/{vin}/events",
     response_model=m.EventsOut,
-    summary="Incidents: hard braking, ABS/ESC, trouble codes …",
+    summary="Incidents: hard braking, ABS/ESC episodes, trouble codes …",
 )
 def events(
+    request: Request,
     car: OwnedCar,
     owner: CurrentOwner,
     svc: Svc,
@@ -204,26 +250,55 @@ def events(
     sel = selection(owner, svc.catalog, categories, None)
     cfg = svc.settings
     size = page_size(page_size_, cfg.query_default_page_size, cfg.query_max_page_size)
-    position = cursor_position(cursor, (str,))
+    pages = pager(request, svc, owner.owner_id, car.vin)
+    position = pages.position(cursor, (str,))
     body: dict[str, Any] = {"vin": car.vin, "events": [], "next_cursor": None}
     scope = owned_scope(car, owner.owner_id, span, sel)
     if scope is None:
         return json_response(body)
     rows = svc.repository.events(scope, position, size)
-    body["events"] = [
-        {"time": m.iso(t), "category": c, "kind": k, "value": v, "detail": d, "seq": q}
-        for t, c, k, v, d, q in rows
-    ]
+    body["events"] = [event_json(row) for row in rows]
     if len(rows) == size:
-        body["next_cursor"] = cursor_after(rows[-1][0], rows[-1][2])
+        body["next_cursor"] = pages.after(rows[-1][0], rows[-1][2])
     car.access.rows = len(rows)
     return json_response(body)
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    """An incident row as the API shows it: an episode from `time` to `end`, with `peak`."""
+    t, c, k, v, d, q, end, peak = row
+    return {
+        "time": m.iso(t),
+        "end": m.iso(end or t),  # rows from before episodes: a moment
+        "category": c,
+        "kind": k,
+        "value": v,
+        "peak": peak,
+        "detail": d,
+        "seq": q,
+    }
+
+
+_ACCESS_KEYS = (
+    "at",
+    "request_id",
+    "endpoint",
+    "vin",
+    "categories",
+    "from",
+    "to",
+    "rows",
+    "bytes",
+    "aborted",
+    "status",
+    "duration_ms",
+)
 
 
 @router.get(
     "/access-log",
     response_model=m.AccessLogOut,
-    summary="Every request made on the owner's data (newest first)",
+    summary="Every request made on the owner's data (newest first), paginated",
 )
 def access_log(
     request: Request,
@@ -232,28 +307,25 @@ def access_log(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     page_size_: PageSize = None,
+    cursor: Cursor = None,
 ) -> Response:
     cfg = svc.settings
     size = page_size(page_size_, cfg.query_default_page_size, cfg.query_max_page_size)
-    end = end or datetime.now(UTC) + timedelta(minutes=1)
-    start = start or end - timedelta(days=cfg.query_max_range_days)
+    pages = pager(request, svc, owner.owner_id)
+    position = pages.position(cursor, (str,))
+    end = utc(end) if end else datetime.now(UTC) + timedelta(minutes=1)
+    if not EARLIEST < end <= OPEN_END:  # before the default `from` is taken from it
+        raise bad_request("invalid-time-range", f"`to` must lie after {EARLIEST.year}")
+    start = start or max(EARLIEST, end - timedelta(days=cfg.query_max_range_days))
     span = time_range(start, end, cfg.query_max_range_days)
-    rows = svc.repository.access_log(owner.owner_id, span, size)
+    rows = svc.repository.access_log(owner.owner_id, span, position, size)
     request.state.access.rows = len(rows)
-    keys = (
-        "at",
-        "request_id",
-        "endpoint",
-        "vin",
-        "categories",
-        "from",
-        "to",
-        "rows",
-        "status",
-        "duration_ms",
-    )
-    entries = [dict(zip(keys, row, strict=True)) for row in rows]
+    entries = [dict(zip(_ACCESS_KEYS, row, strict=True)) for row in rows]
     for entry in entries:
         for key in ("at", "from", "to"):
             entry[key] = m.iso(entry[key])
-    return json_response({"entries": entries})
+        entry["aborted"] = bool(entry["aborted"])
+    next_cursor = None
+    if len(rows) == size:
+        next_cursor = pages.after(rows[-1][0], rows[-1][1])
+    return json_response({"entries": entries, "next_cursor": next_cursor})

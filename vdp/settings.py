@@ -125,7 +125,17 @@ class Settings(BaseSettings):
         description="HS*: the shared secret; RS*/ES*/PS*: a PEM public key or a path to one.",
     )
     query_jwt_audience: str = Field("vdp-owner-api", description="Required `aud` of owner tokens.")
-    query_jwt_issuer: str = Field("", description="Required `iss` of owner tokens; empty = any.")
+    query_jwt_issuer: str = Field(
+        "", description="Required `iss` of owner tokens; empty = any (production requires one)."
+    )
+    query_jwt_max_lifetime_seconds: int = Field(
+        86_400, gt=0, description="Longest an owner token may live (exp - iat, and exp - now)."
+    )
+    query_cursor_key: SecretStr = Field(
+        SecretStr(""),
+        description="Secret that signs page cursors (HMAC-SHA256, 32+ characters); empty = "
+        "derived from the token key, local only (production refuses it).",
+    )
     query_max_range_days: int = Field(92, gt=0, description="Longest time range of one request.")
     query_max_buckets: int = Field(
         50_000, gt=0, description="Most buckets (signals x buckets) a downsampled request returns."
@@ -135,8 +145,17 @@ class Settings(BaseSettings):
     query_max_report_minutes: int = Field(
         120, gt=0, description="Longest window (before + after) of an incident report."
     )
-    query_export_window_minutes: int = Field(
-        60, gt=0, description="An export is read from ClickHouse in time windows this long."
+    query_report_settle_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="An incident report is complete once its window ended this long ago; "
+        "before that it is served marked partial.",
+    )
+    query_export_window_rows: int = Field(
+        200_000,
+        gt=0,
+        description="An export is read from ClickHouse in windows of about this many rows "
+        "(planned from a count per hour; bounds the service's and the store's memory).",
     )
     query_access_log_flush_seconds: float = Field(
         1.0, gt=0, description="How often the access log writer inserts its batch."

@@ -25,8 +25,17 @@ def mint_token(
     """A signed owner token (development and tests; the owner app issues real ones).
 
     `key` defaults to the configured one, which for HS* is the shared secret; for RS*/ES*
-    the private key must be given.
+    the private key must be given. Refuses what the service would always refuse: a blank
+    owner, a lifetime of zero or beyond `VDP_QUERY_JWT_MAX_LIFETIME_SECONDS`.
     """
+    if not owner_id.strip():
+        raise ValueError("the owner id is empty; the service refuses a token without one")
+    limit = settings.query_jwt_max_lifetime_seconds
+    if not 0 < ttl_seconds <= limit:
+        raise ValueError(
+            f"the lifetime must be 1..{limit} s (VDP_QUERY_JWT_MAX_LIFETIME_SECONDS), "
+            f"got {ttl_seconds}"
+        )
     unknown = set(categories) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"unknown categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")

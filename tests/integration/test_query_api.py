@@ -125,7 +125,7 @@ def test_a_car_never_owned_and_a_car_that_does_not_exist_are_the_same_404(
     world: World, vin: str
 ) -> None:
     for path in ("coverage", "series", "events", "export", "incident-report"):
-        params = RANGE | {"at": T0.isoformat()}
+        params = {"coverage": {}, "incident-report": {"at": T0.isoformat()}}.get(path, RANGE)
         body = _problem(_get(world, f"/v1/vehicles/{vin}/{path}", **params), 404)
         assert body["detail"] == "no such vehicle among this owner's vehicles"
 
@@ -205,6 +205,11 @@ def test_downsampled_series_is_min_avg_max_per_bucket(world: World) -> None:
 def test_events_in_scope_and_period(world: World) -> None:
     body = _get(world, f"/v1/vehicles/{SOLD}/events", **RANGE).json()
     assert [e["kind"] for e in body["events"]] == ["hard_braking", "trouble_code"]
+    braking = body["events"][0]
+    assert braking["time"] == iso(T0 + timedelta(minutes=30))
+    assert braking["end"] == iso(T0 + timedelta(minutes=30, seconds=2))  # an episode
+    assert braking["value"] == -7.1 and braking["peak"] == -8.5
+    assert body["events"][1]["end"] == body["events"][1]["time"]  # a moment
     only_driving = _get(world, f"/v1/vehicles/{SOLD}/events", cats=["driving"], **RANGE).json()
     assert [e["kind"] for e in only_driving["events"]] == ["hard_braking"]
     bob = _get(world, f"/v1/vehicles/{SOLD}/events", owner="bob", **RANGE).json()
@@ -235,6 +240,8 @@ def test_events_in_scope_and_period(world: World) -> None:
         ),
         (f"/v1/vehicles/{SOLD}/series", RANGE | {"resolution": 1}, "resolution-too-fine"),
         (f"/v1/vehicles/{SOLD}/series", RANGE | {"page_size": 10**6}, "page-size-too-large"),
+        (f"/v1/vehicles/{SOLD}/series", RANGE | {"page_size": 0}, "invalid-page-size"),
+        (f"/v1/vehicles/{SOLD}/events", RANGE | {"signal": "Vehicle.Speed"}, "unknown-parameter"),
         (f"/v1/vehicles/{SOLD}/series", RANGE | {"cursor": "bm9wZQ"}, "invalid-cursor"),
         (f"/v1/vehicles/{SOLD}/export", RANGE | {"format": "xlsx"}, "unsupported-format"),
         (f"/v1/vehicles/{SOLD}/series", {"from": "yesterday"}, "validation-error"),
@@ -272,6 +279,7 @@ def test_access_log_records_every_request_on_the_owners_data(world: World) -> No
     series = [e for e in entries if e["endpoint"] == "/v1/vehicles/{vin}/series"]
     latest = series[0]
     assert latest["vin"] == SOLD and latest["rows"] == 5 and latest["status"] == 200
+    assert latest["bytes"] > 5 * 100 and latest["aborted"] is False
     assert latest["categories"] == ["driving"] and latest["from"] == iso(T0)
     assert series[1]["status"] == 403  # refused requests are logged too
     # dave's refused request is in dave's log, not alice's

@@ -122,18 +122,31 @@ def build_world(endpoint: ClickHouseEndpoint) -> Iterator[World]:
     ch.insert(
         "incidents",
         [
-            ["alice", SOLD, "driving", "hard_braking", T0 + timedelta(minutes=30), 7, -8.5, ""],
+            [
+                "alice",
+                SOLD,
+                "driving",
+                "hard_braking",
+                T0 + timedelta(minutes=30),
+                T0 + timedelta(minutes=30, seconds=2),
+                7,
+                -7.1,
+                -8.5,
+                "",
+            ],  # fmt: skip
             [
                 "alice",
                 SOLD,
                 "diagnostics",
                 "trouble_code",
                 T0 + timedelta(minutes=40),
+                None,  # a row from before episodes: no end
                 8,
+                None,
                 None,
                 "P0420",
             ],
-            ["bob", SOLD, "driving", "abs", T1 + timedelta(minutes=30), 9, None, ""],
+            ["bob", SOLD, "driving", "abs", T1 + timedelta(minutes=30), None, 9, None, None, ""],
         ],
         column_names=[
             "owner_id",
@@ -141,8 +154,10 @@ def build_world(endpoint: ClickHouseEndpoint) -> Iterator[World]:
             "category",
             "kind",
             "event_time",
+            "end_time",
             "seq",
             "value",
+            "peak",
             "detail",
         ],
     )

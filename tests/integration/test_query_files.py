@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from query.models import iso
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_query_data import (
     END,
@@ -26,6 +29,7 @@ from tests.integration.test_query_data import (
 )
 
 RANGE = {"from": (T0 - timedelta(hours=1)).isoformat(), "to": END.isoformat()}
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,8 @@ def _export(world: World, fmt: str, owner: str = "alice", **params: Any) -> byte
 
 
 def _csv_time(text: str) -> datetime:
-    return datetime.strptime(text.rstrip("Z"), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+    assert ISO_TIME.fullmatch(text), text
+    return datetime.fromisoformat(text)
 
 
 def test_csv_export_matches_the_stored_rows(world: World) -> None:
@@ -95,7 +100,7 @@ def test_export_of_an_empty_range_is_a_valid_empty_file(world: World) -> None:
     assert _export(world, "jsonl", **early) == b""
 
 
-def test_export_reads_in_bounded_time_windows(
+def test_an_export_reads_only_windows_that_hold_rows(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = world.app.state.services.repository
@@ -107,9 +112,18 @@ def test_export_reads_in_bounded_time_windows(
         return original(scope)
 
     monkeypatch.setattr(repo, "export_batches", spy)
-    _export(world, "csv")
-    assert len(windows) == 2  # alice's 2 hours in 60-minute windows
-    assert all(b - a <= timedelta(minutes=60) for a, b in windows)
+    monkeypatch.setattr(world.settings, "query_export_window_rows", 500)
+    a_quarter = {"from": (T0 - timedelta(days=80)).isoformat(), "to": END.isoformat()}
+    rows = list(csv.DictReader(io.StringIO(_export(world, "csv", **a_quarter).decode())))
+    assert len(rows) == len(_expected("alice", {"driving", "location"}, T0, T1))
+    # Alice's 2 hours hold 720 rows each (two signals every 10 s): each hour cut in two
+    # windows of 360, and no query at all for the 80 days before, when there are no rows.
+    assert windows == [
+        (T0, T0 + timedelta(minutes=30)),
+        (T0 + timedelta(minutes=30), T0 + timedelta(hours=1)),
+        (T0 + timedelta(hours=1), T0 + timedelta(minutes=90)),
+        (T0 + timedelta(minutes=90), T1),
+    ]
 
 
 def test_incident_report_is_a_zip_whose_digests_verify(world: World) -> None:
@@ -137,6 +151,50 @@ def test_incident_report_is_a_zip_whose_digests_verify(world: World) -> None:
     events = list(csv.DictReader(io.StringIO(archive.read("events.csv").decode())))
     assert [e["kind"] for e in events] == ["hard_braking"]
     assert "samples/location.csv" not in rows  # not in the token's scope
+
+
+def _report(world: World, owner: str, at: datetime, cats: list[str] | None = None) -> Any:
+    response = world.client.get(
+        f"/v1/vehicles/{SOLD}/incident-report",
+        headers=world.headers(owner, cats),
+        params={"at": at.isoformat(), "before_minutes": 2, "after_minutes": 1},
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_a_complete_report_is_the_same_zip_byte_for_byte_when_asked_again(world: World) -> None:
+    at = T0 + timedelta(minutes=30)
+    first = _report(world, "alice", at)
+    time.sleep(2.1)  # zip entry times have a 2-second resolution
+    again = _report(world, "alice", at)
+    assert first.content == again.content
+    assert first.headers["x-report-complete"] == "true"
+    assert "_partial" not in first.headers["content-disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(first.content))
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["complete"] is True and "generated_at" not in manifest
+    # Every time in the report is written the one way the API writes times.
+    events = list(csv.DictReader(io.StringIO(archive.read("events.csv").decode())))
+    assert [(e["kind"], e["event_time"], e["end_time"]) for e in events] == [
+        ("hard_braking", iso(at), iso(at + timedelta(seconds=2)))
+    ]
+    driving = list(csv.DictReader(io.StringIO(archive.read("samples/driving.csv").decode())))
+    assert driving and all(ISO_TIME.fullmatch(r["event_time"]) for r in driving)
+    assert all(ISO_TIME.fullmatch(manifest[k]) for k in ("at", "from", "to"))
+
+
+def test_a_report_asked_before_its_window_is_over_is_marked_partial(world: World) -> None:
+    now = datetime.now(UTC)
+    early = _report(world, "bob", now - timedelta(seconds=20))  # bob owns the car now
+    assert early.headers["x-report-complete"] == "false"
+    assert early.headers["content-disposition"].endswith('_partial.zip"')
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(early.content)).read("manifest.json"))
+    assert manifest["complete"] is False
+    assert ISO_TIME.fullmatch(manifest["generated_at"])
+    settle = timedelta(seconds=world.settings.query_report_settle_seconds)
+    complete_from = datetime.fromisoformat(manifest["complete_from"])
+    assert complete_from == datetime.fromisoformat(manifest["to"]) + settle
 
 
 def test_incident_report_window_limit(world: World) -> None:

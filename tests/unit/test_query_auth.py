@@ -55,22 +55,43 @@ def test_unknown_scope_words_grant_nothing() -> None:
         {"sub": ""},
         {"scope": ["driving"]},
         {"iss": "someone"},
+        {"iss": None},  # configured, so required
+        {"exp": "in 60 s"},  # a numeric string: PyJWT alone takes it
+        {"iat": "now"},
+        {"exp": 86_400 + 60},  # beyond the maximum lifetime, and no iat
+        {"exp": 3_600, "iat": -86_400},  # issued a day ago for 25 h
     ],
 )
 def test_tokens_with_bad_claims_are_refused(changes: dict[str, object]) -> None:
     settings = _settings(query_jwt_issuer="owner-app")
+    now = int(time.time())
     claims: dict[str, object] = {
         "sub": "a",
         "scope": "driving",
         "aud": "vdp-owner-api",
         "iss": "owner-app",
-        "exp": int(time.time()) + 60,
+        "exp": now + 60,
     }
-    if "exp" in changes:
-        changes = {"exp": int(time.time()) + int(changes["exp"])}  # type: ignore[call-overload]
-    token = jwt.encode(claims | changes, SECRET, "HS256")
+    claims |= changes
+    for name in ("exp", "iat"):
+        if isinstance(changes.get(name), int):
+            claims[name] = now + int(changes[name])  # type: ignore[call-overload]
+        elif changes.get(name) == "in 60 s":
+            claims[name] = str(now + 60)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    token = jwt.encode(claims, SECRET, "HS256")
     with pytest.raises(TokenError):
         verifier_from_settings(settings).verify(token)
+
+
+def test_a_token_may_live_exactly_the_maximum_lifetime() -> None:
+    settings = _settings(query_jwt_max_lifetime_seconds=600)
+    verifier = verifier_from_settings(settings)
+    now = time.time()
+    assert verifier.verify(mint_token(settings, "a", ["driving"], 600, now=now), now).owner_id
+    claims = {"sub": "a", "scope": "driving", "aud": "vdp-owner-api", "exp": int(now) + 601}
+    with pytest.raises(TokenError, match="longer than the limit of 600 s"):
+        verifier.verify(jwt.encode(claims, SECRET, "HS256"), now)
 
 
 def test_unsigned_and_other_algorithm_tokens_are_refused() -> None:
@@ -122,6 +143,14 @@ def test_the_dev_secret_is_refused_in_production_and_warned_about_locally(
     assert "DEVELOPMENT token secret" in caplog.text
 
 
+def test_production_requires_an_issuer() -> None:
+    production = {"query_environment": "production", "query_cursor_key": "k" * 32}
+    with pytest.raises(ConfigurationError, match="VDP_QUERY_JWT_ISSUER"):
+        verifier_from_settings(_settings(**production))
+    verifier = verifier_from_settings(_settings(query_jwt_issuer="owner-app", **production))
+    assert verifier.issuer == "owner-app"
+
+
 def test_short_hs_secrets_are_refused() -> None:
     with pytest.raises(ConfigurationError):
         verifier_from_settings(Settings(query_jwt_key="short"))  # type: ignore[arg-type]
@@ -130,6 +159,12 @@ def test_short_hs_secrets_are_refused() -> None:
 def test_minting_refuses_unknown_categories() -> None:
     with pytest.raises(ValueError, match="unknown categories"):
         mint_token(_settings(), "a", ["driving", "telepathy"])
+
+
+@pytest.mark.parametrize(("owner", "ttl"), [("", 60), ("  ", 60), ("a", 0), ("a", 86_401)])
+def test_minting_refuses_what_the_service_would_always_refuse(owner: str, ttl: int) -> None:
+    with pytest.raises(ValueError, match="owner id is empty|lifetime must be"):
+        mint_token(_settings(), owner, ["driving"], ttl)
 
 
 def test_vdp_token_prints_a_token_and_warns_it_is_a_dev_tool(
@@ -143,3 +178,5 @@ def test_vdp_token_prints_a_token_and_warns_it_is_a_dev_tool(
     claims = jwt.decode(out.out.strip(), options={"verify_signature": False})
     assert claims["sub"] == "alice" and claims["scope"] == "driving cabin"
     assert main(["token", "--owner", "alice", "--categories", "telepathy"]) == 2
+    assert main(["token", "--owner", "", "--categories", "driving"]) == 2
+    assert "owner id is empty" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Export encoders and the report package, without a database."""
+"""Export encoders, export planning and the report package, without a database."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from query.access_log import AccessLogWriter, Entry
-from query.export import SCHEMA, CsvEncoder, JsonLinesEncoder, ParquetEncoder
+from query.export import SCHEMA, CsvEncoder, ParquetEncoder, plan_windows
+from query.params import TimeRange
 from query.report import Package
 
 T = datetime(2026, 5, 1, tzinfo=UTC)
+M = timedelta(minutes=1)
 
 
 def _batch(start: int, n: int) -> pa.RecordBatch:
@@ -37,7 +42,7 @@ def _batch(start: int, n: int) -> pa.RecordBatch:
     )
 
 
-def _encode(encoder: CsvEncoder | JsonLinesEncoder | ParquetEncoder) -> bytes:
+def _encode(encoder: CsvEncoder | ParquetEncoder) -> bytes:
     parts = [encoder.write(_batch(0, 3)), encoder.write(_batch(3, 2)), encoder.close()]
     return b"".join(parts)
 
@@ -45,11 +50,80 @@ def _encode(encoder: CsvEncoder | JsonLinesEncoder | ParquetEncoder) -> bytes:
 def test_encoders_stream_batches_into_one_readable_file() -> None:
     rows = list(csv.DictReader(io.StringIO(_encode(CsvEncoder()).decode())))
     assert [int(r["seq"]) for r in rows] == [0, 1, 2, 3, 4]
-    lines = [json.loads(x) for x in _encode(JsonLinesEncoder()).decode().splitlines()]
-    assert lines[4]["event_time"] == "2026-05-01T00:00:04.000Z" and lines[4]["value_str"] is None
     table = pq.read_table(io.BytesIO(_encode(ParquetEncoder())))
     assert table.column("seq").to_pylist() == [0, 1, 2, 3, 4]
     assert table.num_rows == 5
+
+
+def test_csv_writes_times_as_the_rest_of_the_api_does() -> None:
+    encoder = CsvEncoder()
+    head = encoder.header()
+    assert head == b'"event_time","category","signal","value_num","value_str","seq","quality"\n'
+    assert encoder.header() == b"" and encoder.close() == b""  # the header goes out once
+    rows = list(csv.reader(io.StringIO((head + encoder.write(_batch(4, 1))).decode())))
+    assert rows[1][0] == "2026-05-01T00:00:04.000Z"
+    assert rows[1][4] == ""  # no string value: an empty field
+
+
+H = timedelta(hours=1)
+SPAN = TimeRange(T + timedelta(minutes=30), T + 10 * H)
+
+
+@pytest.mark.parametrize(
+    ("counts", "target", "expected"),
+    [
+        ([], 100, []),  # nothing stored: no query at all
+        ([(T, 10)], 100, [(T + timedelta(minutes=30), T + H)]),  # clamped to the range
+        ([(T + H, 40), (T + 2 * H, 50), (T + 5 * H, 5)], 100, [(T + H, T + 6 * H)]),
+        (
+            [(T + H, 60), (T + 2 * H, 50), (T + 9 * H, 5)],
+            100,
+            [(T + H, T + 2 * H), (T + 2 * H, T + 10 * H)],
+        ),  # fmt: skip
+        (
+            [(T + H, 250)],
+            100,
+            [
+                (T + H, T + H + 20 * M),
+                (T + H + 20 * M, T + H + 40 * M),
+                (T + H + 40 * M, T + 2 * H),
+            ],
+        ),  # fmt: skip
+        ([(T + 2 * H, 0), (T + 3 * H, 7)], 100, [(T + 3 * H, T + 4 * H)]),
+    ],
+)
+def test_an_export_is_planned_in_windows_of_about_the_target_rows_skipping_empty_hours(
+    counts: list[tuple[datetime, int]], target: int, expected: list[tuple[datetime, datetime]]
+) -> None:
+    windows = plan_windows(SPAN, counts, target)
+    assert [(w.start, w.end) for w in windows] == expected
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=1_000), min_size=0, max_size=60),
+    st.integers(min_value=20, max_value=500),
+)
+@settings(deadline=None)  # a few thousand windows to check on a busy machine
+def test_planned_windows_cover_every_stored_row_once_in_order(
+    per_hour: list[int], target: int
+) -> None:
+    span = TimeRange(T, T + len(per_hour) * H + timedelta(minutes=17))
+    counts = [(T + i * H, n) for i, n in enumerate(per_hour)]
+    windows = plan_windows(span, counts, target)
+    assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
+    assert all(span.start <= w.start < w.end <= span.end for w in windows)
+    for at, n in counts:  # every hour with rows lies inside the windows
+        if n:
+            inside = sum(
+                (min(w.end, at + H) - max(w.start, at) for w in windows
+                 if w.start < at + H and at < w.end),
+                timedelta(),
+            )  # fmt: skip
+            assert inside == H
+    # A window holds about `target` rows: more only when one hour alone holds more.
+    for w in windows:
+        rows = sum(n for at, n in counts if w.start <= at < w.end)
+        assert rows <= max(target, max(per_hour, default=0))
 
 
 def test_report_package_digests_verify() -> None:
@@ -64,7 +138,7 @@ def test_report_package_digests_verify() -> None:
 
 
 def _entry(n: int) -> Entry:
-    return Entry(T, str(n), "alice", "/v1/vehicles", "", (), None, None, 0, 200, 1)
+    return Entry(T, str(n), "alice", "/v1/vehicles", "", (), None, None, 0, 0, False, 200, 1)
 
 
 def test_access_log_keeps_entries_when_an_insert_fails_and_writes_them_on_close() -> None:

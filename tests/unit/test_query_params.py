@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from query.auth import Principal
+from query.cursors import CursorSigner, signer_from_settings
 from query.params import (
+    Pager,
     TimeRange,
     bucket_count,
-    decode_cursor,
-    encode_cursor,
     page_size,
     selection,
     time_range,
+    utc,
     vin_or_400,
 )
 from query.problems import Problem
 from schemas.catalog import load_catalog
+from schemas.tables import OPEN_END
+from vdp.errors import ConfigurationError
+from vdp.settings import Settings
 
 CATALOG = load_catalog()
 ALICE = Principal("alice", frozenset({"driving", "location"}))
@@ -85,17 +89,24 @@ def test_signals_pick_their_categories() -> None:
     assert "Vehicle.CurrentLocation.Latitude" in both.signals
 
 
+SIGNER = CursorSigner(b"k" * 32)
+PAGER = Pager(SIGNER, "/v1/vehicles/{vin}/series|alice|LRW3F7EK4NC000001")
+KINDS = (str, int)
+
+
 @given(
-    st.integers(min_value=0, max_value=2**53),
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2299, 12, 31)),
     st.text(max_size=60),
-    st.integers(min_value=0, max_value=2**63),
+    st.integers(min_value=0, max_value=2**64 - 1),
 )
-def test_cursors_round_trip(millis: int, signal: str, seq: int) -> None:
-    assert decode_cursor(encode_cursor([millis, signal, seq]), (int, str, int)) == [
-        millis,
-        signal,
-        seq,
-    ]
+def test_cursors_round_trip_to_the_millisecond(moment: datetime, signal: str, seq: int) -> None:
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=UTC)
+    assert PAGER.position(PAGER.after(moment, signal, seq), KINDS) == (moment, signal, seq)
+
+
+def _forged(values: object) -> str:
+    """A cursor with `values`, signed as the service would (a bug of ours, not an attacker)."""
+    return SIGNER.sign(PAGER.context, values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -104,17 +115,60 @@ def test_cursors_round_trip(millis: int, signal: str, seq: int) -> None:
         "",
         "!!!",
         "bm9wZQ",
-        encode_cursor([1, 2, 3]),
-        encode_cursor([True, "a", 1]),
-        encode_cursor({"a": 1}),
+        "bm9wZQ.",
+        "\x00'.\u00e9",
+        PAGER.after(T, "a", 1) + "x",  # one character more
+        PAGER.after(T, "a", 1).replace("1", "2", 1),  # a value edited
+        Pager(SIGNER, "/v1/vehicles/{vin}/series|bob|LRW3F7EK4NC000001").after(T, "a", 1),
+        Pager(CursorSigner(b"x" * 32), PAGER.context).after(T, "a", 1),  # another key
+        _forged([1, 2, 3]),
+        _forged([True, "a", 1]),
+        _forged({"a": 1}),
+        _forged([10**20, "", 0]),  # the time out of range (was a 500)
+        _forged([2**63, "", 0]),
+        _forged([-1, "", 0]),
+        _forged([1e12, "", 0]),
+        _forged([1, "", -1]),  # seq below UInt64 (reached ClickHouse: Code 457)
+        _forged([1, "", 2**64]),
+        _forged([1, "s" * 513, 0]),
     ],
 )
-def test_foreign_cursors_are_400(cursor: str) -> None:
-    assert _slug(decode_cursor, cursor, (int, str, int)) == "invalid-cursor"
+def test_cursors_not_issued_here_or_out_of_range_are_400(cursor: str) -> None:
+    if cursor == "":
+        assert PAGER.position(cursor, KINDS) is None  # no cursor: the first page
+        return
+    assert _slug(PAGER.position, cursor, KINDS) == "invalid-cursor"
+
+
+def test_the_cursor_key_is_derived_locally_and_refused_when_unsafe() -> None:
+    local = signer_from_settings(Settings())
+    assert local.open("c", local.sign("c", [1])) == [1]
+    # The same settings sign the same way (a restarted service reads its own cursors).
+    assert signer_from_settings(Settings()).sign("c", [1]) == local.sign("c", [1])
+    production = Settings(query_environment="production")
+    with pytest.raises(ConfigurationError, match="VDP_QUERY_CURSOR_KEY"):
+        signer_from_settings(production)
+    with pytest.raises(ConfigurationError, match="32"):
+        signer_from_settings(Settings(query_cursor_key="short"))  # type: ignore[arg-type]
+    chosen = signer_from_settings(production.updated(query_cursor_key="c" * 32))
+    assert chosen.sign("c", [1]) != local.sign("c", [1])
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
+        datetime.max.replace(tzinfo=timezone(timedelta(hours=-14))),
+    ],
+)
+def test_times_that_leave_the_calendar_in_utc_are_400(moment: datetime) -> None:
+    assert _slug(utc, moment) == "invalid-time-range"
+    assert _slug(time_range, moment, OPEN_END, 92) == "invalid-time-range"
 
 
 def test_page_size_limits_and_vin_check() -> None:
     assert page_size(None, 100, 1000) == 100
-    assert _slug(page_size, 0, 100, 1000) == "page-size-too-large"
+    assert _slug(page_size, 0, 100, 1000) == "invalid-page-size"
+    assert _slug(page_size, -1, 100, 1000) == "invalid-page-size"
     assert _slug(page_size, 1001, 100, 1000) == "page-size-too-large"
     assert _slug(vin_or_400, "LRW3F7EK4NC000001") == "invalid-vin"  # wrong check digit

@@ -15,8 +15,9 @@ VIN = "LRWABCDE0N1234567"
 RAW = RawRecord(VIN.encode(), b"", "raw", 0, 5, 0)
 
 
-def frame(seq: int, **maps: dict[str, Any]) -> ValidFrame:
-    f = {"vin": VIN, "seq": seq, "event_time": seq * 1000}
+def frame(seq: int, ms: int | None = None, **maps: dict[str, Any]) -> ValidFrame:
+    """Frame `seq`, at `ms` (default: one per second)."""
+    f = {"vin": VIN, "seq": seq, "event_time": seq * 1000 if ms is None else ms}
     f.update({m: maps.get(m, {}) for m in ("doubles", "longs", "booleans", "strings")})
     return ValidFrame(RAW, f)
 
@@ -38,22 +39,68 @@ def accel(a: float, abs_on: bool = False) -> dict[str, Any]:
     }
 
 
-def test_one_hard_braking_episode_is_one_incident_and_a_second_one_another() -> None:
+def test_a_hard_stop_is_one_episode_with_start_end_and_peak_and_a_later_one_another() -> None:
     frames = [
         frame(1, **accel(-1.0)),
-        frame(2, **accel(-8.5, abs_on=True)),
-        frame(3, **accel(-8.4, abs_on=True)),
-        frame(4, **accel(0.5)),
-        frame(5, **accel(-7.0)),
+        frame(2, **accel(-7.1, abs_on=True)),
+        frame(3, **accel(-8.6, abs_on=True)),
+        frame(4, **accel(-8.4)),
+        frame(5, **accel(0.5)),
+        frame(6, **accel(0.5)),  # 2 s after the last hard sample: the episode is over
+        frame(9, **accel(-7.0)),
+        frame(12, **accel(0.0)),
     ]
     got = rows(detector().detect(frames))
-    assert [(r["kind"], r["seq"]) for r in got] == [
-        ("hard_braking", 2),
-        ("abs", 2),
-        ("hard_braking", 5),
+    assert [(r["kind"], r["event_time"], r["end_time"], r["seq"]) for r in got] == [
+        ("abs", 2000, 3000, 2),  # over first: its last sample was at 3 s
+        ("hard_braking", 2000, 4000, 2),
+        ("hard_braking", 9000, 9000, 9),
     ]
+    first = got[1]
+    assert first["value"] == -7.1 and first["peak"] == -8.6  # the trigger, then the worst
+    assert first["detail"] == "hard braking for 2.0 s, peak 8.6 m/s²"
+    assert got[0]["peak"] == -8.6  # ABS: the deceleration it held
     assert all(r["owner_id"] == "alice" and r["category"] == "driving" for r in got)
-    assert got[0]["value"] == -8.5 and got[0]["source_offset"] == 5
+    assert first["source_offset"] == 5
+
+
+def esc(ms: int, on: bool, lateral: float) -> ValidFrame:
+    maps = {"booleans": {"Vehicle.ADAS.ESC.IsEngaged": on},
+            "doubles": {"Vehicle.Acceleration.Lateral": lateral}}  # fmt: skip
+    return frame(ms // 100, ms, **maps)
+
+
+def test_esc_flickering_through_one_skid_is_one_episode_not_one_per_sample() -> None:
+    # 10 Hz: ESC pulses on and off for 3 s (as stability control modulates the brakes),
+    # quiet for 5 s, then a second, short skid, then quiet again.
+    skid = [esc(ms, ms % 300 != 0, (ms - 6_000) / 1000) for ms in range(10_000, 13_000, 100)]
+    quiet = [esc(ms, False, 0.5) for ms in range(13_000, 18_000, 100)]
+    second = [esc(ms, True, -6.5) for ms in range(18_000, 18_400, 100)]
+    after = [esc(ms, False, 0.1) for ms in range(18_400, 21_000, 100)]
+    # Fed in batches of 7: an episode under way is carried from one batch to the next.
+    got = rows(_all(skid + quiet + second + after))
+    assert [(r["kind"], r["event_time"], r["end_time"]) for r in got] == [
+        ("esc", 10_000, 12_800),
+        ("esc", 18_000, 18_300),
+    ]
+    assert [r["peak"] for r in got] == [6.8, -6.5]
+    assert got[0]["category"] == "driving" and got[0]["value"] is None
+    assert got[0]["detail"] == "ESC engaged for 2.8 s, peak 6.8 m/s² lateral"
+
+
+def _all(frames: list[ValidFrame], batch: int = 7) -> list[list[Any]]:
+    """All rows of `frames` fed in batches of `batch`, joined column by column."""
+    detect, columns = detector(), INCIDENTS.empty()
+    for i in range(0, len(frames), batch):
+        for column, part in zip(columns, detect.detect(frames[i : i + batch]), strict=True):
+            column += part
+    return columns
+
+
+def test_a_condition_that_never_lets_go_is_reported_each_minute() -> None:
+    frames = [esc(ms, True, 1.0) for ms in range(0, 130_000, 1000)]
+    got = rows(_all(frames))
+    assert [(r["event_time"], r["end_time"]) for r in got] == [(0, 59_000), (60_000, 119_000)]
 
 
 def test_trouble_codes_are_reported_when_they_change_and_tyres_when_low() -> None:

@@ -28,6 +28,9 @@ class ReasonCode(StrEnum):
     UNKNOWN_SIGNAL = "unknown_signal"
     OUT_OF_RANGE = "out_of_range"
     WRONG_TYPE = "wrong_type"
+    # Store-level: valid, but the store refused the batch's rows for good (its message in
+    # the detail); `vdp dlq replay` re-sends them once the store is fixed.
+    STORE_REJECTED = "store_rejected"
 
 
 class ContractError(DataError):

@@ -52,6 +52,12 @@ class Metrics:
         self.write_failures = Counter(
             "vdp_process_write_failures", "Failed writes (retried)", ["what"], registry=r
         )
+        self.store_rejected = Counter(
+            "vdp_process_store_rejected",
+            "Valid records dead-lettered because the store refused their rows for good",
+            ["table"],
+            registry=r,
+        )
         self.lag = Gauge(
             "vdp_process_consumer_lag",
             "Records behind the high watermark",

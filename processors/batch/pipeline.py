@@ -20,11 +20,12 @@ from processors.batch.consent import stored_incidents
 from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
-from processors.batch.outputs import DeadLetters, Sink
-from processors.batch.records import RawRecord, Rejection
+from processors.batch.outputs import DeadLetters, Sink, StoreRejected
+from processors.batch.records import RawRecord, Rejection, ValidFrame
 from processors.batch.retry import Backoff, batch_token, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Validator
+from schemas.errors import ReasonCode
 from schemas.tables import DEAD_LETTERS, INCIDENTS, NOT_COLLECTED, SAMPLES
 
 log = logging.getLogger("vdp.process")
@@ -81,16 +82,48 @@ class Pipeline:
         self.sink.add(SAMPLES, samples.columns)
         self.sink.add(INCIDENTS, incidents)
         self.sink.add(NOT_COLLECTED, samples.not_collected)
-        await retrying("clickhouse insert", lambda: self.sink.flush(token), self.backoff, failed)
+        rejections = result.rejections
+        try:
+            await retrying(
+                "clickhouse insert", lambda: self.sink.flush(token), self.backoff, failed
+            )
+        except StoreRejected as e:
+            rejections = rejections + await self._store_rejected(result.frames, e, token, now_ms)
         self.inserts += 1
         if self.inserts == self.crash_after_inserts:
             # Fault injection (VDP_PROCESS_CRASH_AFTER_INSERTS): die the hard way after the
             # insert and before the batch is acked, the window exactly-once must survive.
             log.warning("fault injection: SIGKILL after insert %d, before ack", self.inserts)
             os.kill(os.getpid(), signal.SIGKILL)
-        self._count(records, samples.unowned, samples.flagged, len(samples), result.rejections)
+        self._count(records, samples.unowned, samples.flagged, len(samples), rejections)
         self.metrics.count_not_collected(samples.not_collected)
-        return BatchOutcome(len(records), len(samples), len(result.rejections))
+        return BatchOutcome(len(records), len(samples), len(rejections))
+
+    async def _store_rejected(
+        self, frames: Sequence[ValidFrame], error: StoreRejected, token: str, now_ms: int
+    ) -> list[Rejection]:
+        """The store refused the batch for good: its valid records become dead letters (with
+        the store's message), so their partitions move on; a replay re-sends them."""
+        self.sink.discard()
+        log.error("%s; %d records dead-lettered as store_rejected", error, len(frames))
+        self.metrics.store_rejected.labels(error.table).inc(len(frames))
+        rejections = [
+            Rejection(f.record, ReasonCode.STORE_REJECTED, str(error), vin=str(f.frame["vin"]))
+            for f in frames
+        ]
+        envelopes = encode_envelopes(rejections, now_ms)
+        failed = self.record_failure
+        await retrying("dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed)
+        self.sink.add(DEAD_LETTERS, dead_letter_columns(rejections))
+        try:
+            rejected = f"{token}:rejected"
+            await retrying(
+                "dead_letters insert", lambda: self.sink.flush(rejected), self.backoff, failed
+            )
+        except StoreRejected as again:
+            self.sink.discard()
+            log.error("%s; those dead letters are in the topic only", again)
+        return rejections
 
     def record_failure(self, what: str) -> None:
         self.metrics.write_failures.labels(what).inc()

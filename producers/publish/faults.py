@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from producers.publish.publisher import KafkaMessage
-from producers.sim.signals import DOUBLES, LONGS, Signal, frame_row, row_samples, sample_counts
+from producers.sim.signals import DOUBLES, LONGS, Rows, Signal, frame_row, sample_counts
 from schemas.catalog import Catalog
 from schemas.codec import HEADER_LEN, MARKER, AvroCodec
 from schemas.errors import ReasonCode
@@ -70,13 +70,13 @@ class Frame:
     vin: str
     seq: int
     event_time: int
-    signals: Sequence[Signal]
+    rows: Rows
     row: int
     count: int  # the samples it carries, rejected ones included
 
     def samples(self) -> list[tuple[str, Any]]:
         """Its (signal, value) pairs, values as Python types."""
-        return row_samples(self.signals, self.row)
+        return self.rows.samples(self.row)
 
 
 @dataclass(slots=True)
@@ -122,7 +122,7 @@ class _Sent:
             self.car,
             f.seq,
             f.event_time if event_time is None else event_time,
-            frame_row(f.signals, f.row) if signals is None else signals,
+            frame_row(f.rows.signals, f.row) if signals is None else signals,
             vin,
         )
 
@@ -164,12 +164,12 @@ class FaultInjector:
         stop = len(batch.cars) if stop is None else min(stop, len(batch.cars))
         cars, seqs, now, signals = batch.cars, batch.seqs, batch.time_ms, batch.signals
         encoded = writer.messages(cars, seqs, now, signals, start, stop)
-        vins = batch.fleet[0]
+        vins, rows = batch.fleet[0], Rows(signals, start, stop)
         out = []
         for k, message, count in zip(
             range(start, stop), encoded, sample_counts(signals, start, stop), strict=True
         ):
-            frame = Frame(vins[cars[k]], seqs[k], now, signals, k, count)
+            frame = Frame(vins[cars[k]], seqs[k], now, rows, k, count)
             if self.bad_rate <= 0.0 or self._rng.random() >= self.bad_rate:
                 if self.bad_rate > 0.0:
                     self._last_good[frame.vin] = (frame.seq, now, message["value"])
@@ -242,12 +242,12 @@ class FaultInjector:
     def _spoilt(self, kind: str, sent: _Sent, signals: list[Signal], name: str) -> list[Outgoing]:
         """The frame `sent` again with its samples `signals`, `name` among them spoilt."""
         f = sent.frame
-        frame = Frame(f.vin, f.seq, f.event_time, signals, 0, len(signals))
+        frame = Frame(f.vin, f.seq, f.event_time, Rows(signals, 0, 1), 0, len(signals))
         bad = BadRecord(kind, "sample", f.vin, f.seq, f.event_time, name)
         return [Outgoing(_message(sent.key, sent.encode(signals)), frame, (name,), bad)]
 
     def _out_of_range(self, sent: _Sent) -> list[Outgoing]:
-        row = frame_row(sent.frame.signals, sent.frame.row)
+        row = frame_row(sent.frame.rows.signals, sent.frame.row)
         numeric = [s.key for s in row if s.field == DOUBLES] + [
             s.key for s in row if s.field == LONGS
         ]
@@ -264,7 +264,7 @@ class FaultInjector:
 
     def _unknown_signal(self, sent: _Sent) -> list[Outgoing]:
         name = f"Vehicle.Experimental.Sensor{self._rng.randrange(1000):03d}"
-        row = frame_row(sent.frame.signals, sent.frame.row)
+        row = frame_row(sent.frame.rows.signals, sent.frame.row)
         # Last among the doubles: the writer lays each map out in signal order.
         row.append(Signal(DOUBLES, name, np.array([self._rng.uniform(0.0, 1.0)])))
         return self._spoilt("unknown_signal", sent, row, name)

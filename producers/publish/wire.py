@@ -1,10 +1,11 @@
 """Messages for a batch of frames at once, straight from its signals' columns.
 
-`producers.publish._framewire` (C) writes each frame: the car's head (marker, fingerprint, VIN),
-seq and event time, the four maps with the signals that frame reports, then the car's
-tail (firmware). This module knows the schema: it encodes the constant pieces once and
-checks the layout against the codec when the writer is made. No frame record is built
-and no Python bytecode runs per message.
+`producers.publish._framewire` (C; where it was not built, its pure-Python twin
+`purewire`) writes each frame: the car's head (marker, fingerprint, VIN), seq and event
+time, the four maps with the signals that frame reports, then the car's tail (firmware).
+This module knows the schema: it encodes the constant pieces once and checks the layout
+against the codec when the writer is made. No frame record is built, and in C no Python
+bytecode runs per message.
 
 The bytes equal `AvroCodec.encode` of the same frame as a dict (tests hold it to that).
 """
@@ -16,21 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from producers.publish import _framewire
+from producers.native import Twins
 from producers.publish.publisher import KafkaMessage
+from producers.publish.purewire import write_long
 from producers.sim.signals import Signal, frame_maps, frame_record
 from schemas.codec import MARKER, AvroCodec
 
-
-def write_long(n: int) -> bytes:
-    """Avro long: zig-zag, then base-128 varint, least significant group first."""
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append(z & 0x7F | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
+# The C encoder where it was built, else its pure-Python twin (the same bytes).
+_FRAMEWIRE = Twins("producers.publish._framewire", "producers.publish.purewire")
 
 
 def _string(text: str) -> bytes:
@@ -124,7 +118,7 @@ def _encode(
     stop: int | None = None,
 ) -> list[Any]:
     """The messages as bytes, or with `kafka_keys` (one per car) as `KafkaMessage`s."""
-    return _framewire.encode(
+    return _FRAMEWIRE.encode(
         heads,
         tails,
         cars if isinstance(cars, list) else list(cars),

@@ -1,7 +1,8 @@
 /*
  * What a tick computes for every driving car, as C loops over the fleet's state arrays:
- * the per-car noise (`uniforms`), the driving step (`begin`, `step`) and the every-tick
- * signals the cars report (`render`, `locate`).
+ * the per-car noise (`uniforms`), the driving step (`begin`, `step`), the every-tick
+ * signals the driving cars report (`render`, `locate`) and the numbers of the slower
+ * groups (`dashboard`: battery, ADAS, cabin, vehicle state, diagnostics).
  *
  * `producers/sim/fleetstep.py` owns the state (one NumPy array per `Car` field) and the rare
  * per-car events, which draw from each car's own `random.Random`: a new road segment, an
@@ -9,16 +10,22 @@
  *   begin: count down the timers; name the cars due an event (Python runs them), then
  *   step:  brake/throttle, steering, moving, energy, the dashboard flags, tyre wear;
  *          name the cars that came to rest at the end of their trip (Python parks them).
- * `producers/sim/frames.py` then renders the driving cars' frames, the every-tick groups
- * here and the slower ones in NumPy. Constants come from `producers.sim.physics` (passed in,
- * not repeated here); the formulas below are their one implementation.
+ * `producers/sim/frames.py` then turns the cars' numbers into their frames' signals:
+ * `render` and `locate` for the driving and location groups, `dashboard` for the others
+ * (it names them and builds the string columns). Constants come from
+ * `producers.sim.physics` (passed in as `fleetstep.PHYSICS`, `frames.RENDER`,
+ * `frames.BATTERY`, not repeated here).
+ *
+ * This file is optional: where it was not built, `producers/sim/purestep.py` runs the same
+ * formulas in Python, and must give the same numbers to the last bit (a test compares
+ * whole runs). Change a formula in both. The arithmetic is plain IEEE double, evaluated in
+ * the order written and never contracted (-ffp-contract=off), so a car's numbers do not
+ * depend on how many cars step with it or on the compiler; rounding is half to even
+ * (nearbyint), as NumPy's and Python's.
  *
  * Why C: as NumPy over ~700 cars a tick, the step and the driving group were ~250 array
- * operations (a gather, the maths, a scatter per field), about half of simulating; here
- * they are a few hundredths of a microsecond per car. The arithmetic is plain IEEE
- * double, evaluated in the order written and never contracted (-ffp-contract=off), so a
- * car's numbers do not depend on how many cars step with it; rounding is half to even
- * (nearbyint), as NumPy's and Python's.
+ * operations (a gather, the maths, a scatter per field), about half of simulating, and the
+ * slower groups ~100 more; here they are a few hundredths of a microsecond per car.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -12,12 +12,12 @@ so the rare paths have one implementation.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from producers.sim import _fleetstep
+from producers.sim.loops import FLEETSTEP
 from producers.sim.noise import Draw, uniforms
 from producers.sim.physics import (
     AUX_W,
@@ -40,8 +40,41 @@ Array = NDArray[Any]
 _LISTS = ("vin", "rng", "tyres_kpa", "trouble_codes")
 FIELDS = tuple(f.name for f in fields(Car) if f.name not in _LISTS)
 _DTYPES = {"float": np.float64, "bool": np.bool_, "int": np.int64}
-# What the C step reads, in its order: the physics constants and the noise columns.
-PHYSICS = (
+DTYPES: dict[str, type[np.generic]] = {
+    f.name: _DTYPES[str(f.type)] for f in fields(Car) if f.name in FIELDS
+}  # each field's array type
+
+
+class Physics(NamedTuple):
+    """What the step reads of `producers.sim.physics` (the C side takes it as a tuple)."""
+
+    mass_kg: float
+    drag_n_per_v2: float
+    rolling_n: float
+    aux_w: float
+    pack_wh: float
+    hard_brake: float
+    max_brake: float
+    max_accel: float
+    max_lateral: float
+    metres_per_deg_lat: float
+    half_width: float
+
+
+class Draws(NamedTuple):
+    """The noise columns (`Draw`) the step reads, by purpose."""
+
+    hard_brake: int
+    throttle: int
+    steer: int
+    climb: int
+    cruise: int
+    lane: int
+    leak: int
+    fault_code: int
+
+
+PHYSICS = Physics(
     MASS_KG,
     DRAG_N_PER_V2,
     ROLLING_N,
@@ -54,7 +87,7 @@ PHYSICS = (
     METRES_PER_DEG_LAT,
     HALF_WIDTH,
 )
-DRAWS = (
+DRAWS = Draws(
     Draw.HARD_BRAKE,
     Draw.THROTTLE,
     Draw.STEER,
@@ -73,9 +106,8 @@ class FleetState:
         self.cars = cars
         self.keys = keys  # per car, for its noise (`producers.sim.noise.car_keys`)
         self.v: dict[str, Array] = {
-            f.name: np.array([getattr(car, f.name) for car in cars], dtype=_DTYPES[str(f.type)])
-            for f in fields(Car)
-            if f.name in FIELDS
+            name: np.array([getattr(car, name) for car in cars], dtype=dtype)
+            for name, dtype in DTYPES.items()
         }
         self.tyres = np.array([car.tyres_kpa for car in cars], dtype=np.float64)
         self.noise = np.empty((len(cars), len(Draw)))
@@ -115,7 +147,7 @@ class FleetState:
         """Advance the driving cars `idx` by `dt`; returns those that parked."""
         self.noise = u = uniforms(self.keys[idx], tick)
         v, cars = self.v, self.cars
-        new_segment, hard_brake, leak, fault = _fleetstep.begin(v, idx, u, dt, PHYSICS, DRAWS)
+        new_segment, hard_brake, leak, fault = FLEETSTEP.begin(v, idx, u, dt, PHYSICS, DRAWS)
         # The rare events draw from each car's own rng, in the order they always have.
         self._each(new_segment, "new_segment")
         # Something ran into the road: an emergency stop, its length from the car's rng.
@@ -129,7 +161,7 @@ class FleetState:
                 code = cars[i].rng.choice(TROUBLE_CODES)
                 if code not in codes:
                     codes.append(code)
-        parked = _fleetstep.step(v, self.tyres, self.force, idx, u, dt, PHYSICS, DRAWS)
+        parked = FLEETSTEP.step(v, self.tyres, self.force, idx, u, dt, PHYSICS, DRAWS)
         v["hard_brake_left"][hard_brake] = stops
         self._each(parked, "park")
         return np.array(parked, dtype=np.int64)

@@ -11,13 +11,13 @@ module names them, picks the masks and builds the string columns.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from producers.sim import _fleetstep
 from producers.sim.fleetstep import FleetState
+from producers.sim.loops import FLEETSTEP
 from producers.sim.physics import (
     ABS_THRESHOLD,
     COAST_BAND,
@@ -70,8 +70,27 @@ DRIVING_BOOLEANS = (
 Columns = tuple[list[Array], list[Array], list[Array]]  # doubles, longs, booleans
 
 
-# What the C side (`_fleetstep.render`) reads of `producers.sim.physics`, in its order.
-RENDER = (
+class Render(NamedTuple):
+    """What the driving group (`render`) reads of `producers.sim.physics`."""
+
+    hard_brake: float
+    coast_band: float
+    abs_threshold: float
+    wheel_radius_m: float
+    gear_ratio: float
+    wheelbase_m: float
+    steering_ratio: float
+    rpm_per_ms: float  # motor rpm per m/s
+
+
+class Battery(NamedTuple):
+    """What the slower groups (`dashboard`) read of `producers.sim.physics`."""
+
+    pack_wh: float
+    wh_per_km: float
+
+
+RENDER = Render(
     HARD_BRAKE,
     COAST_BAND,
     ABS_THRESHOLD,
@@ -79,8 +98,9 @@ RENDER = (
     GEAR_RATIO,
     WHEELBASE_M,
     STEERING_RATIO,
-    60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M),  # motor rpm per m/s
+    60.0 * GEAR_RATIO / (2.0 * math.pi * WHEEL_RADIUS_M),
 )
+BATTERY = Battery(PACK_WH, WH_PER_KM)
 _DRIVING_ONLY = len(DRIVING_DOUBLES) - len(LOCATION)
 
 
@@ -95,10 +115,10 @@ def driving_columns(state: FleetState, idx: Array, vertical: Array) -> Columns:
     doubles = np.empty((len(DRIVING_DOUBLES), n))
     longs = np.empty((len(DRIVING_LONGS), n), dtype=np.int64)
     booleans = np.empty((len(DRIVING_BOOLEANS), n), dtype=bool)
-    _fleetstep.render(
+    FLEETSTEP.render(
         state.v, state.force, idx, vertical, RENDER, doubles[:_DRIVING_ONLY], longs, booleans
     )
-    _fleetstep.locate(state.v, idx, doubles[_DRIVING_ONLY:])
+    FLEETSTEP.locate(state.v, idx, doubles[_DRIVING_ONLY:])
     return list(doubles), list(longs), list(booleans)
 
 
@@ -176,9 +196,7 @@ class CarColumns:
     def __getitem__(self, name: str) -> Array:
         if self._rows is None:
             out = dashboard_rows(len(self.idx))
-            _fleetstep.dashboard(
-                self.state.v, self.state.tyres, self.idx, (PACK_WH, WH_PER_KM), *out
-            )
+            FLEETSTEP.dashboard(self.state.v, self.state.tyres, self.idx, BATTERY, *out)
             self._rows = {
                 name: row
                 for names, rows in zip(DASHBOARD, out, strict=True)
@@ -204,7 +222,7 @@ def _choose(flags: Array, yes: str, no: str) -> list[str]:
 
 def location(c: CarColumns) -> list[Signal]:
     values = np.empty((len(LOCATION), len(c.idx)))
-    _fleetstep.locate(c.state.v, c.idx, values)
+    FLEETSTEP.locate(c.state.v, c.idx, values)
     return [Signal(DOUBLES, key, v) for key, v in zip(LOCATION, values, strict=True)]
 
 

@@ -16,7 +16,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from producers.sim import _fleetstep
+from producers.sim.loops import FLEETSTEP
 
 
 class Draw(IntEnum):
@@ -48,5 +48,5 @@ def car_keys(seed: int, cars: Iterable[int]) -> NDArray[np.uint64]:
 def uniforms(keys: NDArray[np.uint64], tick: int) -> NDArray[np.float64]:
     """Shape (len(keys), len(Draw)): column `Draw.X` holds each car's number for X at `tick`."""
     out = np.empty((len(keys), _DRAWS))
-    _fleetstep.uniforms(keys, tick, out)  # the hash, in C: a dozen array passes as NumPy
+    FLEETSTEP.uniforms(keys, tick, out)  # the hash, in C: a dozen array passes as NumPy
     return out

@@ -3,7 +3,7 @@ frames report it.
 
 `producers.sim.frames` computes them, `producers.publish.wire` writes them as Avro in bulk;
 `frame_maps` turns them into each frame's maps (`Simulator.run`'s records); `frame_row`,
-`row_samples` and `sample_counts` serve the publisher's faults and manifest.
+`Rows` and `sample_counts` serve the publisher's faults and manifest.
 """
 
 from __future__ import annotations
@@ -81,13 +81,32 @@ def frame_row(signals: Sequence[Signal], k: int) -> list[Signal]:
     ]
 
 
-def row_samples(signals: Sequence[Signal], k: int) -> list[tuple[str, Any]]:
-    """The (signal, value) pairs frame `k` of a batch reports, values as Python types."""
-    return [
-        (s.key, s.values[k] if isinstance(s.values, list) else s.values[k].item())
-        for s in signals
-        if s.present is None or s.present[k]
-    ]
+class Rows:
+    """The frames `start:stop` of a batch, values as Python types: each column is turned
+    into a list when first read, once (a conversion per value cost several times more)."""
+
+    def __init__(self, signals: Sequence[Signal], start: int, stop: int) -> None:
+        self.signals, self.start, self.stop = signals, start, stop
+        self._columns: list[tuple[str, list[Any], list[bool] | None]] | None = None
+
+    def samples(self, k: int) -> list[tuple[str, Any]]:
+        """The (signal, value) pairs frame `k` of the batch reports."""
+        if self._columns is None:
+            part = slice(self.start, self.stop)
+            self._columns = [
+                (
+                    s.key,
+                    s.values[part] if isinstance(s.values, list) else s.values[part].tolist(),
+                    None if s.present is None else s.present[part].tolist(),
+                )
+                for s in self.signals
+            ]
+        r = k - self.start
+        return [
+            (key, values[r])
+            for key, values, present in self._columns
+            if present is None or present[r]
+        ]
 
 
 def sample_counts(signals: Sequence[Signal], start: int, stop: int) -> list[int]:

@@ -1,5 +1,6 @@
-"""What a tick computes in C (`producers/sim/_fleetstep.c`) — the step and its rare events, the
-noise, the frame columns — on hand-set cars and noise."""
+"""What a tick computes — the step and its rare events, the noise, the frame columns — on
+hand-set cars and noise, in C (`producers/sim/_fleetstep.c`) and in its pure-Python twin
+(`producers/sim/purestep.py`): every test runs on both."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from producers.sim import _fleetstep, frames
+from producers.sim import frames
 from producers.sim.fleet import FleetConfig, make_car
 from producers.sim.fleetstep import DRAWS, PHYSICS, FleetState
+from producers.sim.loops import FLEETSTEP
 from producers.sim.noise import Draw, car_keys, uniforms
 from producers.sim.physics import (
     DRAG_N_PER_V2,
@@ -23,6 +25,9 @@ from producers.sim.physics import (
 )
 
 DT = 0.1
+
+
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on C and on Python
 
 
 def _state(n: int) -> FleetState:
@@ -43,11 +48,11 @@ def _quiet(n: int) -> Any:
 
 def _step(state: FleetState, noise: Any, dt: float = DT) -> list[int]:
     idx = np.arange(len(state.cars))
-    return _fleetstep.step(state.v, state.tyres, state.force, idx, noise, dt, PHYSICS, DRAWS)
+    return FLEETSTEP.step(state.v, state.tyres, state.force, idx, noise, dt, PHYSICS, DRAWS)
 
 
 def _begin(state: FleetState, noise: Any, dt: float = DT) -> Any:
-    return _fleetstep.begin(state.v, np.arange(len(state.cars)), noise, dt, PHYSICS, DRAWS)
+    return FLEETSTEP.begin(state.v, np.arange(len(state.cars)), noise, dt, PHYSICS, DRAWS)
 
 
 def test_a_car_outside_the_city_turns_back_towards_it() -> None:
@@ -159,13 +164,13 @@ def test_the_step_refuses_unknown_cars_and_narrow_noise() -> None:
     state = _state(3)
     args = (state.v, state.tyres, state.force)
     with pytest.raises(IndexError, match="car 3"):
-        _fleetstep.step(*args, np.array([0, 3]), _quiet(2), DT, PHYSICS, DRAWS)
+        FLEETSTEP.step(*args, np.array([0, 3]), _quiet(2), DT, PHYSICS, DRAWS)
     with pytest.raises(ValueError, match="noise"):
-        _fleetstep.step(*args, np.arange(3), _quiet(3)[:, :4].copy(), DT, PHYSICS, DRAWS)
+        FLEETSTEP.step(*args, np.arange(3), _quiet(3)[:, :4].copy(), DT, PHYSICS, DRAWS)
     with pytest.raises(ValueError, match="dt"):
-        _fleetstep.begin(state.v, np.arange(3), _quiet(3), 0.0, PHYSICS, DRAWS)
+        FLEETSTEP.begin(state.v, np.arange(3), _quiet(3), 0.0, PHYSICS, DRAWS)
     with pytest.raises(TypeError, match="physics"):
-        _fleetstep.begin(state.v, np.arange(3), _quiet(3), DT, PHYSICS[:-1], DRAWS)
+        FLEETSTEP.begin(state.v, np.arange(3), _quiet(3), DT, PHYSICS[:-1], DRAWS)
 
 
 def test_the_noise_is_splitmix64_of_the_car_the_tick_and_the_purpose() -> None:
@@ -212,7 +217,7 @@ def test_the_driving_group_reads_pedals_and_torque_from_the_step() -> None:
     assert b["Vehicle.Chassis.Brake.IsDriverEmergencyBrakingDetected"] == [0, 1, 0, 0]
     assert b["Vehicle.Chassis.ParkingBrake.IsEngaged"] == [False] * 4
     with pytest.raises(ValueError, match="out"):
-        _fleetstep.locate(state.v, np.arange(4), np.empty((5, 3)))
+        FLEETSTEP.locate(state.v, np.arange(4), np.empty((5, 3)))
     with pytest.raises(IndexError):
         frames.driving_columns(state, np.array([4]), np.zeros(1))
 
@@ -250,8 +255,8 @@ def test_the_dashboard_reports_what_the_slower_groups_need() -> None:
     assert c["moving"].tolist() == [False, True, False]
     assert c["always"].all() and not c["never"].any()
     with pytest.raises(ValueError, match="tyres"):
-        _fleetstep.dashboard(
+        FLEETSTEP.dashboard(
             v, state.tyres[:, :3].copy(), np.arange(3), (1.0, 1.0), *frames.dashboard_rows(3)
         )
     with pytest.raises(ValueError, match="doubles"):
-        _fleetstep.dashboard(v, state.tyres, np.arange(2), (1.0, 1.0), *frames.dashboard_rows(3))
+        FLEETSTEP.dashboard(v, state.tyres, np.arange(2), (1.0, 1.0), *frames.dashboard_rows(3))

@@ -1,4 +1,5 @@
-"""Bulk frame encoding (`producers.publish.wire`): the same bytes as the codec, for any values."""
+"""Bulk frame encoding (`producers.publish.wire`): the same bytes as the codec, for any values,
+from the C encoder and from its pure-Python twin alike (every test runs on both)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from typing import Any
 import fastavro
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.publish.wire import FrameWriter, write_long
 from producers.sim.frames import DRIVING_BOOLEANS, DRIVING_DOUBLES, DRIVING_LONGS
 from producers.sim.signals import BOOLEANS, DOUBLES, LONGS, MAP_FIELDS, STRINGS, Signal, frame_maps
 from schemas.codec import AvroCodec, load_versions, telemetry_codec
+
+pytestmark = pytest.mark.usefixtures("implementation")  # each test on C and on Python
+
 
 _KEYS = (
     DRIVING_DOUBLES,
@@ -46,7 +50,10 @@ def _record(vin: str, seq: int, event_time: int, firmware: str, signals: list[Si
     }
 
 
-@settings(max_examples=150, deadline=None)
+# The fixture only picks the implementation: nothing to reset between examples.
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.data())
 def test_frames_match_the_codec_for_any_values_signals_and_masks(data: st.DataObject) -> None:
     n = data.draw(st.integers(min_value=1, max_value=6))
@@ -195,6 +202,7 @@ def test_a_signal_of_no_known_map_is_refused() -> None:
         FrameWriter(telemetry_codec(), ["A"], ["fw"]).encode([0], [1], 0, signals)
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_write_long_matches_fastavro(n: int) -> None:
     buf = io.BytesIO()

@@ -32,8 +32,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from benchmarks.common import frame_samples, p50_p99, scratch_topics, us_per_frame
-from deploy.process import free_port
-from processors.runtime.launch import worker_command
+from processors.runtime.launch import web_ports, worker_command
 from producers.sim.fleet import FleetConfig
 from producers.sim.simulator import Simulator
 from schemas.catalog import Catalog, load_catalog
@@ -190,22 +189,6 @@ def _latencies(settings: Settings, stamps: dict[tuple[int, int], int]) -> list[f
     return [float(t - stamps[(p, o)]) for p, o, t in rows if (p, o) in stamps]
 
 
-def web_ports(first: int, workers: int) -> list[int]:
-    """Each worker's `/healthz` port: `first + i`, or distinct free ports when `first` is 0.
-
-    Port 0 must be resolved here: a worker told `--web-port 0` binds a port nobody learns,
-    and `0 + i` would hand worker 1 port 1.
-    """
-    if first != 0:
-        return [first + i for i in range(workers)]
-    ports: list[int] = []
-    while len(ports) < workers:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 @contextlib.contextmanager
 def _subject(name: str, settings: Settings, workers: int) -> Iterator[list[int]]:
     """Run the subject's processes until the block ends; yields their pids."""
@@ -281,7 +264,7 @@ def run_benchmark(
           f"samples); paced {len(paced):,} frames at {rate:,.0f}/s", file=out)  # fmt: skip
     results: dict[str, Figures] = {}
     grants = grants_for(owners, load_catalog())
-    for name in ("no-consent", "processor") if consent_compare else ("baseline", "processor"):
+    for name in ("no_consent", "processor") if consent_compare else ("baseline", "processor"):
         topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq", "consent")}
         compacted = {"cleanup.policy": "compact"}
         new = [NewTopic(topics["raw"], partitions, 1), NewTopic(topics["dlq"], 1, 1),
@@ -291,7 +274,7 @@ def run_benchmark(
             "topic_raw": topics["raw"], "topic_ownership": topics["own"],
             "topic_dlq": topics["dlq"], "clickhouse_database": f"vdp_bench_{run_id}_{name}",
             "process_app_id": f"vdp-bench-{run_id}", "topic_consent": topics["consent"],
-            "process_consent": name != "no-consent",
+            "process_consent": name != "no_consent",
         })  # fmt: skip
         n = 1 if name == "baseline" else workers
         with scratch_topics(settings.kafka_bootstrap, new):
@@ -313,7 +296,7 @@ def run_benchmark(
         cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
         results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu)
         print(results[name].line(), file=out, flush=True)
-    other = "no-consent" if consent_compare else "baseline"
+    other = "no_consent" if consent_compare else "baseline"
     cost = [results[k].cpu_us_per_frame for k in (other, "processor")]
     if consent_compare:
         ratio = results["processor"].rate / results[other].rate

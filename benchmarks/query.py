@@ -171,9 +171,9 @@ def main(
 ) -> int:
     """`vdp bench-query`: seed the database unless it holds the data, then `run`."""
     from benchmarks.query_data import PER_CAR, seed
-    from deploy.process import free_port
     from schemas.migrate import migrate
     from vdp.clickhouse import clickhouse_client
+    from vdp.net import free_port
 
     database = settings.clickhouse_database
     migrate(clickhouse_client(settings), database, settings.retention_days)

@@ -22,13 +22,6 @@ from vdp.errors import StackError
 _PR_SET_PDEATHSIG = 1
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     """Whether something accepts TCP connections on host:port."""
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):

@@ -108,7 +108,7 @@ def kafka_bootstrap(test_stack_dir: Path, pytestconfig: pytest.Config) -> Iterat
             yield kafka.get_bootstrap_server()
         return
     from deploy.kafka import KafkaBroker
-    from deploy.process import free_port
+    from vdp.net import free_port
 
     data = test_stack_dir / "kafka"
     broker = KafkaBroker(data_dir=data, port=free_port(), controller_port=free_port())
@@ -149,7 +149,7 @@ def clickhouse_endpoint(
             )
         return
     from deploy.clickhouse import EmbeddedClickHouse
-    from deploy.process import free_port
+    from vdp.net import free_port
 
     data = test_stack_dir / "clickhouse"
     server = EmbeddedClickHouse(

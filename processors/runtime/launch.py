@@ -16,6 +16,7 @@ import sys
 import time
 from types import FrameType
 
+from vdp.net import free_port
 from vdp.settings import Settings
 
 log = logging.getLogger("vdp.process")
@@ -38,20 +39,33 @@ def worker_command(web_port: int, loglevel: str = "info") -> list[str]:
     ]
 
 
+def web_ports(first: int, workers: int) -> list[int]:
+    """Each worker's `/metrics` and `/healthz` port: `first + i`, or distinct free ports when
+    `first` is 0 (resolved here: Faust refuses port 0, and `0 + i` is no port to serve on)."""
+    if first != 0:
+        return [first + i for i in range(workers)]
+    ports: list[int] = []
+    while len(ports) < workers:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def run_workers(settings: Settings, workers: int, loglevel: str = "info") -> int:
     """Start `workers` processes and wait for them; the worst exit code."""
     child_env = {**os.environ, **settings.environment()}
+    ports = web_ports(settings.process_web_port, workers)
     procs = [
         subprocess.Popen(
-            worker_command(settings.process_web_port + i, loglevel),
+            worker_command(port, loglevel),
             env=child_env,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
-        for i in range(workers)
+        for port in ports
     ]
-    for i, proc in enumerate(procs):
-        port = settings.process_web_port + i
+    for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
         print(f"worker {i}: pid {proc.pid}, http://127.0.0.1:{port}/metrics, /healthz", flush=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from deploy.process import free_port
 from schemas.catalog import CATEGORIES
 from tests.conftest import REPO
 from tests.integration.test_pipeline_harness import Setup, stop, wait_until
+from vdp.net import free_port
 from vdp.settings import Settings
 from vdp.tokens import mint_token
 

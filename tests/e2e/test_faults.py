@@ -21,7 +21,6 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deploy.kafka import KafkaBroker
-from deploy.process import free_port
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
     assert_matches_manifest,
@@ -38,6 +37,7 @@ from tests.integration.test_pipeline_harness import (
 
 # Without duplicates: one whose original was committed before a restart is stored.
 from tests.integration.test_process_recovery import KINDS
+from vdp.net import free_port
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 from clickhouse_connect.driver.client import Client
 
-from deploy.process import free_port
 from tests.e2e.harness import iso, owner_headers, owners_of, query_server, start_server
 from tests.integration.test_pipeline_harness import (
     Setup,
@@ -27,6 +26,7 @@ from tests.integration.test_pipeline_harness import (
     wait_until,
     worker,
 )
+from vdp.net import free_port
 
 
 def _processed(

@@ -32,8 +32,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from deploy.chcompress import compress_block, zstd
 from deploy.clickhouse import EmbeddedClickHouse
-from deploy.process import free_port
 from tests.conftest import ClickHouseEndpoint
+from vdp.net import free_port
 
 RICH_DDL = """
 CREATE TABLE readings (

@@ -12,7 +12,6 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse import EmbeddedClickHouse
-from deploy.process import free_port
 from producers.publish.faults import FAULT_KINDS
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
@@ -28,6 +27,7 @@ from tests.integration.test_pipeline_harness import (
     wait_until,
     worker,
 )
+from vdp.net import free_port
 
 # Duplicates are left out here: a duplicate whose original was committed before a restart
 # is stored (and collapses into the original) rather than dead-lettered; see

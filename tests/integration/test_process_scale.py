@@ -14,7 +14,6 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from deploy.process import free_port
 from tests.conftest import REPO
 from tests.integration.test_pipeline_harness import (
     Setup,
@@ -25,6 +24,7 @@ from tests.integration.test_pipeline_harness import (
     wait_stored,
     wait_until,
 )
+from vdp.net import free_port
 
 
 def _two_free_ports() -> int:

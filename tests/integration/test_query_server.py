@@ -21,7 +21,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from deploy.process import free_port
 from query.app import create_app
 from tests.conftest import ClickHouseEndpoint
 from tests.integration.test_query_data import (
@@ -31,6 +30,7 @@ from tests.integration.test_query_data import (
     World,
     build_world,
 )
+from vdp.net import free_port
 from vdp.settings import Settings
 
 

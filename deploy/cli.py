@@ -116,6 +116,14 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     if args.brokers:
         settings = settings.updated(kafka_brokers=args.brokers)
     stack = LocalStack(settings)
+    if args.brokers and stack.running() and stack.brokers != args.brokers:
+        # Not a silent restart: the data of one layout does not carry over to the other.
+        print(
+            f"vdp stack up: a stack with {stack.brokers} Kafka node(s) runs in {stack.root}; "
+            f"stop it (vdp stack down) before starting {args.brokers}",
+            file=sys.stderr,
+        )
+        return 1
     print("starting the local stack (the first run resolves the Kafka jars with Maven) …")
     stack.up(die_with_parent=args.foreground)
     rc = _print_status(stack)

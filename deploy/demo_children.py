@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import typing
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,10 +52,15 @@ def _environ(pid: int) -> dict[str, str]:
 def child_settings(pid: int) -> Settings:
     """The settings a child process read at its start, from its environment."""
     env = _environ(pid)
-    values = {name: env[env_name(name)] for name in Settings.model_fields if env_name(name) in env}
-    with contextlib.suppress(ValueError):
-        return Settings.model_validate(values)
-    return Settings()
+    values: dict[str, Any] = {}
+    for name, info in Settings.model_fields.items():
+        raw = env.get(env_name(name))
+        if raw is None:
+            continue
+        # As pydantic-settings reads the environment: complex values (dicts) are JSON.
+        complex_value = typing.get_origin(info.annotation) is dict or info.annotation is dict
+        values[name] = json.loads(raw) if complex_value else raw
+    return Settings.model_validate(values)
 
 
 def _cmdline(pid: int) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 from deploy.clickhouse import EmbeddedClickHouse
 from deploy.kafka import KafkaBroker
 from deploy.kafka_cluster import ClusterStatus, KafkaCluster, node_dirs
-from deploy.process import free_port, port_open
+from deploy.process import port_open
 from vdp.errors import StackError
+from vdp.net import free_port
 from vdp.settings import Settings, env_name
 from vdp.topics import replication
 
@@ -130,18 +131,13 @@ class LocalStack:
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
-    def up(self, die_with_parent: bool = False) -> None:
-        """Start both services (idempotent: a running stack is left as it is).
+    def running(self) -> bool:
+        return self.kafka.running() and self.clickhouse.running()
 
-        A running stack with another number of Kafka nodes than asked for is an error, not
-        a silent restart: its data would not carry over to the other layout.
-        """
-        if self.kafka.running() and self.clickhouse.running():
-            if self.brokers != self.settings.kafka_brokers:
-                raise StackError(
-                    f"a stack with {self.brokers} Kafka node(s) runs in {self.root}; "
-                    f"stop it (vdp stack down) before starting {self.settings.kafka_brokers}"
-                )
+    def up(self, die_with_parent: bool = False) -> None:
+        """Start both services (idempotent: a running stack is left as it is, whatever
+        its number of Kafka nodes, so `vdp demo` reuses a running cluster)."""
+        if self.running():
             return
         replication(self.settings.kafka_brokers, self.settings)  # refused before any start
         self.down()

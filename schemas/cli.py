@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from schemas.migrate import generate_ttl_migration, migrate
+from schemas.migrate import ddl, generate_ttl_migration, migrate
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
             "(exit 1) when an applied file was edited since, or when the catalog has a "
             "category the TTLs do not list (then run with --generate-ttl). Retention (TTL) "
             "days are the catalog's, overridden by VDP_RETENTION_DAYS, and are fixed when "
-            "a file is applied."
+            "a file is applied. With VDP_CLICKHOUSE_CLUSTER set, every statement runs in its "
+            "cluster form: replicated tables ON CLUSTER with Distributed tables in front, "
+            "sharded by VIN (schemas/cluster.py)."
         ),
     )
     parser.add_argument(
@@ -33,6 +35,12 @@ def register(sub: Any) -> None:
         help="write the next migration file setting the per-category TTLs from the catalog "
         "(after adding a category); touches no database",
     )
+    parser.add_argument(
+        "--print-ddl",
+        action="store_true",
+        help="print every statement a new database gets (the cluster form when "
+        "VDP_CLICKHOUSE_CLUSTER is set), to review or run by hand; touches no database",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,6 +50,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {path}" if path else "the TTLs already list every catalog category")
         return 0
     database = settings.clickhouse_database
+    if args.print_ddl:
+        statements = ddl(database, settings.retention_days, settings.clickhouse_cluster)
+        print("".join(f"{statement};\n\n" for statement in statements), end="")
+        return 0
     # No database bound: it may not exist yet; the migrator names it in every statement.
     client = clickhouse_client(settings)
     verb = "would apply" if args.dry_run else "applied"
@@ -52,6 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             settings.retention_days,
             dry_run=args.dry_run,
             on_applied=lambda name: print(f"{database}: {verb} {name}", flush=True),
+            cluster=settings.clickhouse_cluster,
         )
     finally:
         client.close()

@@ -24,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from schemas.catalog import Catalog, load_catalog
+from schemas.cluster import cluster_migrations, database_ddl, unsharded
 from schemas.tables import RETENTION_KEYS, TABLES
 from vdp.clickhouse import clickhouse_client
 from vdp.errors import ConfigurationError, TransientError
@@ -306,17 +307,19 @@ def migrate(
     dry_run: bool = False,
     directory: Path = MIGRATIONS_DIR,
     on_applied: Callable[[str], None] | None = None,
+    cluster: str = "",
 ) -> list[str]:
     """Apply the pending migrations to `database` (created if missing); their file names.
 
-    With `dry_run`, check and report what would be applied and change nothing.
+    With `dry_run`, check and report what would be applied and change nothing. With
+    `cluster`, every statement runs in its cluster form (`schemas/cluster.py`).
     `on_applied(name)` is called as each file is recorded, for progress.
     A server that cannot be reached raises TransientError; a statement the server
     rejects raises MigrationError naming the file (the files before it stay applied,
     and the next run resumes with it: every statement is idempotent).
     """
     try:
-        return _migrate(client, database, retention, dry_run, directory, on_applied)
+        return _migrate(client, database, retention, dry_run, directory, on_applied, cluster)
     except OperationalError as e:
         raise TransientError(f"ClickHouse unreachable while migrating: {e}") from e
 
@@ -328,6 +331,7 @@ def _migrate(
     dry_run: bool,
     directory: Path,
     on_applied: Callable[[str], None] | None,
+    cluster: str = "",
 ) -> list[str]:
     values = placeholders(database, retention)
     migrations = discover(directory)
@@ -342,12 +346,15 @@ def _migrate(
     _warn_retention_drift(migrations, applied, values)
     if dry_run or not pending:
         return [m.name for m in pending]
-    client.command(f"CREATE DATABASE IF NOT EXISTS {values['database']}")
-    client.command(render(_MIGRATIONS_TABLE, values))
+    # On a cluster the statements run in their cluster form; the record keeps the checksum
+    # of the file's own statements, so one history reads the same on either.
+    cluster_run = cluster_form(migrations, values, cluster) if cluster else {}
+    for statement in ddl_preamble(values, cluster):
+        client.command(statement)
     for migration in pending:
         statements = [render(s, values) for s in split_statements(migration.text)]
         log.info("applying %s (%d statements)", migration.name, len(statements))
-        for number, statement in enumerate(statements, 1):
+        for number, statement in enumerate(cluster_run.get(migration.version, statements), 1):
             try:
                 client.command(statement)
             except OperationalError:
@@ -370,6 +377,36 @@ def _migrate(
         if on_applied:
             on_applied(migration.name)
     return [m.name for m in pending]
+
+
+def ddl_preamble(values: Mapping[str, str], cluster: str = "") -> list[str]:
+    """The database and the migration history table, before any migration."""
+    db, table = values["database"], render(_MIGRATIONS_TABLE, values)
+    if cluster:
+        return [database_ddl(db, cluster), unsharded(table, db, cluster)]
+    return [f"CREATE DATABASE IF NOT EXISTS {db}", table]
+
+
+def cluster_form(
+    migrations: Iterable[Migration], values: Mapping[str, str], cluster: str
+) -> dict[int, list[str]]:
+    """Every migration's statements as a cluster runs them, by version."""
+    rendered = [
+        (m.version, [render(s, values) for s in split_statements(m.text)]) for m in migrations
+    ]
+    return cluster_migrations(rendered, values["database"], cluster)
+
+
+def ddl(database: str, retention: Mapping[str, int] | None = None, cluster: str = "") -> list[str]:
+    """Every statement a new database gets, in order (`vdp migrate --print-ddl`)."""
+    values, migrations = placeholders(database, retention), discover()
+    if cluster:
+        by_version = cluster_form(migrations, values, cluster)
+    else:
+        by_version = {
+            m.version: [render(s, values) for s in split_statements(m.text)] for m in migrations
+        }
+    return [*ddl_preamble(values, cluster), *(s for m in migrations for s in by_version[m.version])]
 
 
 def _warn_retention_drift(
@@ -396,6 +433,11 @@ def apply_migrations(settings: Settings) -> list[str]:
     the benchmarks do at start: idempotent, and race-safe)."""
     client = clickhouse_client(settings)
     try:
-        return migrate(client, settings.clickhouse_database, settings.retention_days)
+        return migrate(
+            client,
+            settings.clickhouse_database,
+            settings.retention_days,
+            cluster=settings.clickhouse_cluster,
+        )
     finally:
         client.close()

@@ -119,9 +119,11 @@ class BodyWriter:
     def _emit(self, data: Buffer) -> None:
         if not data:
             return
-        if self._chunked:
+        if not self._chunked:
+            self._out.write(data)
+        elif len(data) < _COALESCE:  # one write: no small packet waits on the last one's ACK
+            self._out.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
             self._out.write(b"%x\r\n" % len(data))
             self._out.write(data)
             self._out.write(b"\r\n")
-        else:
-            self._out.write(data)

@@ -24,8 +24,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError, StreamFailureErr
 from clickhouse_connect.driver.summary import QuerySummary
 
 from deploy.clickhouse import EmbeddedClickHouse
-from deploy.process import free_port
 from tests.conftest import REPO, ClickHouseEndpoint
+from vdp.net import free_port
 
 JDBC_DIR = REPO / "tests" / "conformance" / "jdbc"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -302,6 +302,10 @@ def test_curl_gets_compressed_answers_and_sends_raw_bytes(
     assert code == 0 and out.splitlines()[-1] == b"99999"
     code, out = curl(ep, f"{ep.url}/", data=b"SELECT hex('\xff\xfe')")
     assert (code, out) == (0, b"FFFE\n")
+    code, out = curl(ep, f"{ep.url}/?query=SELECT+hex('%FF%00')+AS+h")
+    assert (code, out) == (0, b"FF00\n")
+    code, out = curl(ep, f"{ep.url}/?param_b=%FF%FEok", data=b"SELECT hex({b:String})")
+    assert (code, out) == (0, b"FFFE6F6B\n")
 
 
 def test_curl_sees_an_error_part_way_through_in_the_stream(

@@ -10,17 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producers.publish.dryrun import FileSink
-from producers.publish.faults import FAULT_KINDS, FaultInjector
-from producers.publish.manifest import ManifestBuilder
-from producers.publish.progress import Progress
-from producers.publish.publisher import Publisher, Sink
-from producers.publish.run import Topics, publish_run
-from producers.publish.shards import Shard, run_sharded
+from producers.publish.kinds import FAULT_KINDS
 from producers.sim.fleet import SHANGHAI, FleetConfig
-from producers.sim.simulator import Simulator
-from schemas.catalog import load_catalog
-from schemas.codec import telemetry_codec
 from vdp.errors import ConfigurationError
 from vdp.settings import Settings
 
@@ -85,6 +76,17 @@ def register(sub: Any) -> None:
 
 
 def simulate(args: argparse.Namespace, settings: Settings) -> int:
+    # The simulator (NumPy: the [sim] extra) loads when it runs, not when `vdp` starts.
+    from producers.publish.dryrun import FileSink
+    from producers.publish.faults import FaultInjector
+    from producers.publish.manifest import ManifestBuilder
+    from producers.publish.progress import Progress
+    from producers.publish.publisher import Publisher, Sink
+    from producers.publish.run import Topics, publish_run
+    from producers.sim.simulator import Simulator
+    from schemas.catalog import load_catalog
+    from schemas.codec import telemetry_codec
+
     start = args.start if args.start is not None else int(time.time()) * 1000
     try:
         config = FleetConfig(
@@ -149,6 +151,9 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _simulate_sharded(args: argparse.Namespace, settings: Settings, config: FleetConfig) -> int:
+    from producers.publish.run import Topics
+    from producers.publish.shards import Shard, run_sharded
+
     topics = Topics(settings.topic_raw, settings.topic_ownership)
     shards = [
         Shard(k, args.processes, settings.kafka_bootstrap, topics, config, args.bad_rate)

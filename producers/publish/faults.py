@@ -1,9 +1,9 @@
 """Fault injection: mixing deliberately bad records into the telemetry stream.
 
-Each kind of bad record is built so that the pipeline's verdict is certain, and names the
-reason code the stream processor must give it (`EXPECTED_REASON`). Record-level faults
-replace the frame (or, for a duplicate, resend an earlier one); sample-level faults spoil
-one sample of a frame whose other samples must still be stored.
+Each kind of bad record (`kinds.py`) is built so that the pipeline's verdict is certain,
+and names the reason code the stream processor must give it (`EXPECTED_REASON`).
+Record-level faults replace the frame (or, for a duplicate, resend an earlier one);
+sample-level faults spoil one sample of a frame whose other samples must still be stored.
 
 Faults work on what the bulk encoder (`producers.publish.wire`) made of a batch: a fault
 edits the message's bytes, or has the same writer encode the frame again with the spoilt
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from producers.publish.kinds import EXPECTED_REASON, FAULT_KINDS
 from producers.publish.publisher import KafkaMessage
 from producers.sim.signals import DOUBLES, LONGS, Rows, Signal, frame_row, sample_counts
 from schemas.catalog import Catalog
@@ -32,21 +33,6 @@ if TYPE_CHECKING:
 
 YEAR_MS = 365 * 86_400_000
 ANCIENT_MS = 315_532_800_000  # 1980-01-01T00:00:00Z, before any connected car
-
-EXPECTED_REASON: dict[str, ReasonCode] = {
-    "corrupt_marker": ReasonCode.BAD_MARKER,
-    "corrupt_truncated": ReasonCode.TRUNCATED,
-    "corrupt_body": ReasonCode.UNDECODABLE,
-    "unknown_fingerprint": ReasonCode.UNKNOWN_SCHEMA,
-    "invalid_vin": ReasonCode.INVALID_VIN,
-    "future_timestamp": ReasonCode.FUTURE_TIMESTAMP,
-    "ancient_timestamp": ReasonCode.ANCIENT_TIMESTAMP,
-    "duplicate": ReasonCode.DUPLICATE,
-    "out_of_range": ReasonCode.OUT_OF_RANGE,
-    "unknown_signal": ReasonCode.UNKNOWN_SIGNAL,
-}
-SAMPLE_KINDS = frozenset({"out_of_range", "unknown_signal"})
-FAULT_KINDS = tuple(EXPECTED_REASON)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,8 @@ from typing import Any
 import pytest
 
 from producers.publish.dryrun import read_messages
-from producers.publish.faults import (
-    EXPECTED_REASON,
-    FAULT_KINDS,
-    SAMPLE_KINDS,
-    FaultInjector,
-    Outgoing,
-)
+from producers.publish.faults import EXPECTED_REASON, FAULT_KINDS, FaultInjector, Outgoing
+from producers.publish.kinds import SAMPLE_KINDS
 from producers.publish.manifest import NO_OWNER, ManifestBuilder, frame_samples, sample_checksum
 from producers.publish.run import Topics, publish_run
 from producers.publish.wire import FrameWriter

@@ -35,6 +35,14 @@ FRAME_FIELD = {"double": "doubles", "long": "longs", "boolean": "booleans", "str
 GRANT_MODES = ("on", "precise", "coarse")
 
 
+def to_grid(value: float, grid_degrees: float) -> float:
+    """A coarse coordinate: `value` rounded to the grid, then to the decimals the grid has,
+    so 31.23 is 31.23 and not 31.230000000000004. The one rounding the processors store
+    and the simulator's manifest expects."""
+    digits = max(0, math.ceil(-math.log10(grid_degrees))) + 1
+    return round(round(value / grid_degrees) * grid_degrees, digits)
+
+
 class CatalogError(ConfigurationError):
     """The catalog file is inconsistent; the platform must not start with it."""
 

@@ -17,14 +17,13 @@ per frame, as `OwnershipBook.owner_at` does.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from processors.batch.ownership import NO_OWNER, OwnershipBook
-from schemas.catalog import Catalog
+from schemas.catalog import Catalog, to_grid
 from schemas.tables import CONSENT_DECISIONS, INCIDENTS
 
 OFF = "off"
@@ -104,14 +103,11 @@ class Rules:
             name: frozenset(c.coarse_grid) for name, c in catalog.categories.items()
         }
         self.grid = grid_degrees
-        # Round to the grid, then to the decimals the grid has, so 31.23 is stored as 31.23
-        # and not 31.230000000000004.
-        self.digits = max(0, math.ceil(-math.log10(grid_degrees))) + 1
         self._shared: dict[tuple[str, tuple[str, ...]], Policy] = {}
         self._parts: dict[tuple[str, ...], _Parts] = {}
 
     def round(self, value: float) -> float:
-        return round(round(value / self.grid) * self.grid, self.digits)
+        return to_grid(value, self.grid)
 
     def policy(self, owner: str, modes: Mapping[str, str]) -> Policy:
         """The policy of `owner` with `modes` per category ("deleted" = in a deletion scope)."""

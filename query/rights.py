@@ -67,11 +67,12 @@ class ConsentPublisher:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
-        )
+        self._config = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True}
+        self._producer: Producer | None = None  # made at the first decision, not at start-up
 
     def send(self, vin: str, value: bytes, timeout: float = 15.0) -> None:
+        if self._producer is None:
+            self._producer = Producer(self._config)
         errors: list[str] = []
 
         def done(err: Any, _msg: Any) -> None:

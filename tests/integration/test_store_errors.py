@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,3 +75,122 @@ def test_a_batch_the_store_refuses_for_good_is_dead_lettered_and_the_partition_m
             )
         finally:
             consumer.close()
+
+
+class CuttingProxy:
+    """A loopback HTTP proxy in front of ClickHouse that cuts the first `cuts` inserts into
+    `table` half-way through their body (both connections closed, as a network fault does);
+    everything else it relays whole, one request per connection."""
+
+    def __init__(self, upstream: str, table: str, cuts: int) -> None:
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.upstream = (target.hostname or "127.0.0.1", target.port or 8123)
+        self.table, self.cuts, self.cut = table, cuts, 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _read_request(stream: object) -> tuple[bytes, list[bytes]] | None:
+        # Returns the head and the body's pieces (each chunk with its framing when chunked).
+        reader = stream  # a file object over the client socket
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = reader.readline()  # type: ignore[attr-defined]
+            if not line:
+                return None
+            head += line
+        lower = head.lower()
+        pieces: list[bytes] = []
+        if b"transfer-encoding: chunked" in lower:
+            while True:
+                size_line = reader.readline()  # type: ignore[attr-defined]
+                size = int(size_line.split(b";")[0], 16)
+                data = reader.read(size + 2)  # type: ignore[attr-defined]
+                pieces.append(size_line + data)
+                if size == 0:
+                    break
+        else:
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = reader.read(length) if length else b""  # type: ignore[attr-defined]
+            pieces = [body[i : i + 4096] for i in range(0, len(body), 4096)] or [b""]
+        return head, pieces
+
+    def _relay(self, client: object) -> None:
+        import socket
+        from urllib.parse import unquote_plus
+
+        sock: socket.socket = client  # type: ignore[assignment]
+        with sock, sock.makefile("rb") as reader:
+            request = self._read_request(reader)
+            if request is None:
+                return
+            head, pieces = request
+            # The statement travels in the URL or at the head of the body (clickhouse-connect).
+            line = unquote_plus(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+            line += pieces[0][:2000].decode(errors="replace")
+            cut = False
+            if "INSERT INTO" in line and re.search(rf"\b{self.table}\b", line):
+                with self._lock:
+                    cut = self.cut < self.cuts
+                    self.cut += cut
+            # One request per upstream connection: the answer ends when upstream closes.
+            lines = [
+                h for h in head[:-4].split(b"\r\n") if not h.lower().startswith(b"connection:")
+            ]
+            head = b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
+            with socket.create_connection(self.upstream) as up:
+                up.sendall(head)
+                if cut and len(pieces) == 1:
+                    pieces = [pieces[0][: len(pieces[0]) // 2], pieces[0][len(pieces[0]) // 2 :]]
+                send = pieces[: len(pieces) // 2] if cut else pieces
+                for piece in send:
+                    up.sendall(piece)
+                if cut:
+                    up.shutdown(socket.SHUT_RDWR)
+                    return  # the client sees its connection dropped, with no answer
+                while data := up.recv(65536):
+                    sock.sendall(data)
+
+
+def test_an_insert_cut_mid_body_is_stored_once_after_the_retry(
+    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path
+) -> None:
+    setup = pipeline(raw_partitions=2)
+    manifest = publish(setup, cars=4, duration_s=60, bad_rate=0.0)
+    from tests.integration.test_pipeline_harness import expected_samples, wait_stored
+
+    want = expected_samples(manifest)
+    proxy = CuttingProxy(setup.clickhouse.url, "samples", cuts=3)
+    log = tmp_path / "worker.log"
+    try:
+        with worker(setup, log, VDP_CLICKHOUSE_URL=proxy.url) as proc:
+            wait_stored(clickhouse_client, want, proc, log, 120)
+    finally:
+        proxy.close()
+    assert proxy.cut == 3 or proxy.cut > 3, "the proxy never cut an insert"
+    final, distinct, raw = stored_count(clickhouse_client)
+    # Every sample once: nothing of a cut body was kept, and each retry stored its batch once.
+    assert final == distinct == raw == want, (final, distinct, raw, want)
+    assert "retrying" in log.read_text()

@@ -9,11 +9,17 @@ the interval filter must still keep it from her.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -21,7 +27,7 @@ from fastapi.testclient import TestClient
 from query.app import create_app
 from schemas.catalog import CATEGORIES
 from schemas.migrate import migrate
-from tests.conftest import ClickHouseEndpoint
+from tests.conftest import REPO, ClickHouseEndpoint
 from vdp.settings import Settings
 from vdp.tokens import mint_token
 
@@ -176,6 +182,39 @@ def build_world(endpoint: ClickHouseEndpoint) -> Iterator[World]:
         admin.command(f"DROP DATABASE IF EXISTS {database}")
         admin.close()
         ch.close()
+
+
+@contextlib.contextmanager
+def serve(world: World, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`vdp serve` as a child process on the world's database; (base URL, process)."""
+    from tests.integration.test_pipeline_harness import stop, wait_until
+    from vdp.net import free_port
+
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("VDP_")}
+    environ = inherited | world.settings.environment() | {"VDP_QUERY_PORT": str(port)} | env
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vdp.cli", "serve", "--log-level", "warning"],
+            cwd=REPO,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"vdp serve exited; log:\n{log.read_text()[-3000:]}"
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        return False
+
+    try:
+        wait_until(ready, 60, lambda: f"vdp serve on {base}; log:\n{log.read_text()[-3000:]}")
+        yield base, proc
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

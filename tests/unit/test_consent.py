@@ -150,3 +150,15 @@ def test_incidents_of_a_category_not_stored_at_their_time_are_left_out() -> None
             column.append(row.get(name))
     kept = stored_incidents(columns, consent)
     assert kept[INCIDENTS.columns.index("event_time")] == [5_000]
+
+
+def test_the_not_collected_counts_reach_the_metrics_by_category() -> None:
+    from processors.batch.metrics import Metrics
+
+    metrics = Metrics()
+    _, counted = stored(books(), [1_000, 2_000])
+    columns = [[row[c] for row in counted] for c in NOT_COLLECTED.columns]
+    metrics.count_not_collected(columns)
+    text = metrics.exposition().decode()
+    assert 'vdp_process_samples_not_collected_total{category="location"} 6.0' in text
+    assert 'vdp_process_samples_not_collected_total{category="cabin"} 2.0' in text

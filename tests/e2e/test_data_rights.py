@@ -269,6 +269,20 @@ def test_consent_and_deletion_end_to_end(
             v=a,
         )[0][0]
         assert stats == speeds
+        # Withdrawing with delete_collected asks to delete what was collected, too.
+        hc = token(owner[c], "consent:write", "data:delete")
+        gone = httpx.delete(f"{base}/v1/vehicles/{c}/consent/location", headers=hc,
+                            params={"delete_collected": "true"})  # fmt: skip
+        assert gone.status_code == 200, gone.text
+        cid = gone.json()["deletion"]["request_id"]
+        wait_until(
+            lambda: httpx.get(f"{base}/v1/deletions/{cid}", headers=hc).json()["status"] == "done",
+            90,
+            lambda: "the withdrawal's deletion",
+        )
+        assert location(c) == []
+        listed = httpx.get(f"{base}/v1/deletions", headers=hc).json()["requests"]
+        assert [r["request_id"] for r in listed] == [cid] and listed[0]["digest"]
         logged = httpx.get(f"{base}/v1/access-log", headers=ha).json()["entries"]
         endpoints = {e["endpoint"] for e in logged}
         assert "/v1/vehicles/{vin}/consent/{category}" in endpoints

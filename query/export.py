@@ -16,7 +16,6 @@ cancels it, and its `finally` closes the ClickHouse response (see `_drive`); `Ac
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Protocol
@@ -47,6 +46,9 @@ SCHEMA = pa.schema(
         ("quality", pa.uint8()),
     ]
 )
+# The first window of an export holds 1/_RAMP of the target rows (its first rows leave
+# within a second), each next one twice the last.
+_RAMP = 16
 # The one time format of the API: ISO 8601, UTC, milliseconds, `T` and `Z`.
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S of a millisecond timestamp carries `.mmm`
 
@@ -75,6 +77,12 @@ class CsvEncoder:
 
     def close(self) -> bytes:
         return self.header()
+
+
+def warm_up() -> None:
+    """Load what Arrow's compute functions load on first use (~1 s: the time zone data),
+    at start-up rather than on the first export."""
+    CsvEncoder().write(pa.RecordBatch.from_pylist([], SCHEMA))
 
 
 class _Drain(io.RawIOBase):
@@ -119,40 +127,49 @@ FORMATS: dict[str, tuple[str, str]] = {
 
 
 def plan_windows(
-    span: TimeRange, counts: list[tuple[datetime, int]], target_rows: int
+    span: TimeRange, counts: list[tuple[datetime, int]], target_rows: int, first_rows: int = 0
 ) -> list[TimeRange]:
-    """Windows that cover every bucket holding rows, in time order, each of about
-    `target_rows` at most: buckets are joined while they fit, a bucket holding more is cut
-    into equal parts, and a stretch of empty buckets is never read. `counts` are (bucket
-    start, rows) per `PLAN_BUCKET`, ascending; windows never leave `span`."""
+    """Windows that cover every bucket holding rows, in time order: buckets are joined
+    while they fit, a bucket holding more is cut (its rows taken as evenly spread), and a
+    stretch of empty buckets is never read. The first window holds about `first_rows`
+    (default: `target_rows`), each next one twice the last, up to `target_rows`: the first
+    rows leave soon, the later windows are large. `counts` are (bucket start, rows) per
+    `PLAN_BUCKET`, ascending; windows never leave `span`."""
     windows: list[TimeRange] = []
+    limit = first_rows or target_rows
     start: datetime | None = None
     end, rows = span.start, 0
+
+    def close(until: datetime) -> None:
+        nonlocal start, limit
+        if start is not None and start < until:
+            windows.append(TimeRange(start, until))
+            limit = min(limit * 2, target_rows)
+        start = None
+
     for at, count in counts:
         bucket = TimeRange(max(at, span.start), min(at + PLAN_BUCKET, span.end))
         if count <= 0 or bucket.end <= bucket.start:
             continue
-        if start is not None and rows + count > target_rows:
-            windows.append(TimeRange(start, end))
-            start = None
-        if count > target_rows:
-            # Cut on whole milliseconds: the windows' ends are DateTime64(3) parameters.
-            parts = math.ceil(count / target_rows)
-            ms = (bucket.end - bucket.start) // timedelta(milliseconds=1)
-            cuts = [bucket.start + timedelta(milliseconds=ms * i // parts) for i in range(parts)]
-            cuts.append(bucket.end)
-            windows += [TimeRange(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
-            continue
+        if start is not None and rows + count > limit:
+            close(end)
+        # Cut on whole milliseconds: the windows' ends are DateTime64(3) parameters.
+        ms = (bucket.end - bucket.start) // timedelta(milliseconds=1)
+        taken = 0
+        while count - taken > limit:
+            start = bucket.start + timedelta(milliseconds=ms * taken // count)
+            taken += limit
+            close(bucket.start + timedelta(milliseconds=ms * taken // count))
         if start is None:
-            start, rows = bucket.start, 0
-        end, rows = bucket.end, rows + count
-    if start is not None:
-        windows.append(TimeRange(start, end))
+            start, rows = bucket.start + timedelta(milliseconds=ms * taken // count), 0
+        end, rows = bucket.end, rows + count - taken
+    close(end)
     return windows
 
 
 def _windows(repo: Repository, scope: Scope, target_rows: int) -> Iterator[Scope]:
-    for window in plan_windows(scope.span, repo.row_counts(scope), target_rows):
+    counts = repo.row_counts(scope)
+    for window in plan_windows(scope.span, counts, target_rows, target_rows // _RAMP):
         yield scope.within(window)
 
 

@@ -13,11 +13,13 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -215,6 +217,29 @@ def serve(world: World, log: Path, **env: str) -> Iterator[tuple[str, subprocess
         yield base, proc
     finally:
         stop(proc)
+
+
+def access_entry(
+    world: World, owner: str, endpoint: str, since: datetime, time_from: datetime | None = None
+) -> dict[str, Any]:
+    """The owner's newest access log row for `endpoint` logged since `since` (and asking
+    from `time_from`, to tell one request from another), once written."""
+    ch = world.app.state.services.repository.client
+    sql = (
+        "SELECT rows, bytes, aborted, status, duration_ms, at FROM query_access_log "
+        "WHERE owner_id = {o:String} AND endpoint = {e:String} AND at >= {t:DateTime64(3)} "
+        "AND ({f:Nullable(DateTime64(3))} IS NULL OR time_from = {f:Nullable(DateTime64(3))}) "
+        "ORDER BY at DESC LIMIT 1"
+    )
+    params = {"o": owner, "e": endpoint, "t": since, "f": time_from}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rows = ch.query(sql, parameters=params).result_rows
+        if rows:
+            keys = ("rows", "bytes", "aborted", "status", "duration_ms", "at")
+            return dict(zip(keys, rows[0], strict=True))
+        time.sleep(0.2)
+    raise AssertionError(f"no access log entry of {owner} for {endpoint}")
 
 
 @pytest.fixture(scope="module")

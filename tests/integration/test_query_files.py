@@ -116,14 +116,10 @@ def test_an_export_reads_only_windows_that_hold_rows(
     a_quarter = {"from": (T0 - timedelta(days=80)).isoformat(), "to": END.isoformat()}
     rows = list(csv.DictReader(io.StringIO(_export(world, "csv", **a_quarter).decode())))
     assert len(rows) == len(_expected("alice", {"driving", "location"}, T0, T1))
-    # Alice's 2 hours hold 720 rows each (two signals every 10 s): each hour cut in two
-    # windows of 360, and no query at all for the 80 days before, when there are no rows.
-    assert windows == [
-        (T0, T0 + timedelta(minutes=30)),
-        (T0 + timedelta(minutes=30), T0 + timedelta(hours=1)),
-        (T0 + timedelta(hours=1), T0 + timedelta(minutes=90)),
-        (T0 + timedelta(minutes=90), T1),
-    ]
+    # Alice's 2 hours hold 720 rows each (two signals every 10 s): a few windows of at most
+    # 500 rows that cover them end to end, and no query at all for the 80 days before.
+    assert windows[0][0] == T0 and windows[-1][1] == T1 and len(windows) <= 8
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
 
 
 def test_incident_report_is_a_zip_whose_digests_verify(world: World) -> None:

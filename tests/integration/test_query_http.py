@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from query.cursors import signer_from_settings
 from query.params import cursor_context
 from tests.conftest import ClickHouseEndpoint
-from tests.integration.test_query_data import END, SOLD, T0, World, build_world, serve
+from tests.integration.test_query_data import (
+    END,
+    SOLD,
+    T0,
+    World,
+    access_entry,
+    build_world,
+    serve,
+)
 from vdp.settings import Settings
 
 SERIES = "/v1/vehicles/{vin}/series"
@@ -241,26 +249,8 @@ def test_head_of_an_export_sends_headers_and_reads_nothing(world: World, base: s
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"].startswith("text/csv")
     assert "attachment" in head.headers["content-disposition"]
-    entry = _access_entry(world, "alice", "/v1/vehicles/{vin}/export", since)
+    entry = access_entry(world, "alice", "/v1/vehicles/{vin}/export", since)
     assert (entry["rows"], entry["bytes"], entry["aborted"], entry["status"]) == (0, 0, 0, 200)
-
-
-def _access_entry(world: World, owner: str, endpoint: str, since: datetime) -> dict[str, Any]:
-    """The owner's newest access log row for `endpoint` since `since`, once written."""
-    ch = world.app.state.services.repository.client
-    sql = (
-        "SELECT rows, bytes, aborted, status, duration_ms, at FROM query_access_log "
-        "WHERE owner_id = {o:String} AND endpoint = {e:String} AND at >= {t:DateTime64(3)} "
-        "ORDER BY at DESC LIMIT 1"
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        rows = ch.query(sql, parameters={"o": owner, "e": endpoint, "t": since}).result_rows
-        if rows:
-            keys = ("rows", "bytes", "aborted", "status", "duration_ms", "at")
-            return dict(zip(keys, rows[0], strict=True))
-        time.sleep(0.2)
-    raise AssertionError(f"no access log entry of {owner} for {endpoint}")
 
 
 # -- the access log pages --------------------------------------------------------------------

@@ -79,16 +79,16 @@ SPAN = TimeRange(T + timedelta(minutes=30), T + 10 * H)
             [(T + H, 60), (T + 2 * H, 50), (T + 9 * H, 5)],
             100,
             [(T + H, T + 2 * H), (T + 2 * H, T + 10 * H)],
-        ),  # fmt: skip
+        ),
         (
             [(T + H, 250)],
             100,
             [
-                (T + H, T + H + 20 * M),
-                (T + H + 20 * M, T + H + 40 * M),
-                (T + H + 40 * M, T + 2 * H),
+                (T + H, T + H + 24 * M),  # 100 rows (evenly spread), 100, then 50
+                (T + H + 24 * M, T + H + 48 * M),
+                (T + H + 48 * M, T + 2 * H),
             ],
-        ),  # fmt: skip
+        ),
         ([(T + 2 * H, 0), (T + 3 * H, 7)], 100, [(T + 3 * H, T + 4 * H)]),
     ],
 )
@@ -97,6 +97,18 @@ def test_an_export_is_planned_in_windows_of_about_the_target_rows_skipping_empty
 ) -> None:
     windows = plan_windows(SPAN, counts, target)
     assert [(w.start, w.end) for w in windows] == expected
+
+
+def test_the_first_window_is_small_and_each_next_one_twice_the_last() -> None:
+    # 600 rows in an hour, then 450 in the next: 100, 200, then the target of 400 at most.
+    windows = plan_windows(SPAN, [(T + H, 600), (T + 2 * H, 450)], 400, first_rows=100)
+    assert [(w.start, w.end) for w in windows] == [
+        (T + H, T + H + 10 * M),
+        (T + H + 10 * M, T + H + 30 * M),
+        (T + H + 30 * M, T + 2 * H),  # the last 300 of the first hour
+        (T + 2 * H, T + 2 * H + 53 * M + timedelta(seconds=20)),  # 400 of the 450
+        (T + 2 * H + 53 * M + timedelta(seconds=20), T + 3 * H),
+    ]
 
 
 @given(
@@ -109,7 +121,7 @@ def test_planned_windows_cover_every_stored_row_once_in_order(
 ) -> None:
     span = TimeRange(T, T + len(per_hour) * H + timedelta(minutes=17))
     counts = [(T + i * H, n) for i, n in enumerate(per_hour)]
-    windows = plan_windows(span, counts, target)
+    windows = plan_windows(span, counts, target, first_rows=target // 4)
     assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
     assert all(span.start <= w.start < w.end <= span.end for w in windows)
     for at, n in counts:  # every hour with rows lies inside the windows

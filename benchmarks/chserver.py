@@ -6,7 +6,8 @@ clickhouse-connect, as the processor's sink and the query service use it.
 `--before` is a checkout of the older build (e.g. `git worktree add /tmp/before-ch 3c50b79`);
 this repository is the newer one. Each round runs the same work against both servers, in
 turn, each its own process and data dir on 127.0.0.1; the figures are medians per build and
-the ratio new/old (above 1: the new build is faster).
+the ratio new/old: for rates above 1 is faster, for the server's CPU time per operation
+(read from /proc, steadier than wall-clock rates on a shared machine) below 1 is cheaper.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import clickhouse_connect
@@ -66,7 +68,21 @@ def rows(batch: int) -> list[list[object]]:
     ]  # fmt: skip
 
 
-def one_round(url: str, session: bool) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(pid: int, count: int, work: Callable[[], object]) -> tuple[float, float]:
+    """(operations per second, server CPU ms per operation) of `count` runs of `work`."""
+    cpu, t = cpu_seconds(pid), time.perf_counter()
+    for _ in range(count):
+        work()
+    wall = time.perf_counter() - t
+    return count / wall, (cpu_seconds(pid) - cpu) / count * 1000
+
+
+def one_round(url: str, pid: int, session: bool) -> dict[str, float]:
     c: Client = clickhouse_connect.get_client(
         dsn=url,
         username="bench",
@@ -75,24 +91,31 @@ def one_round(url: str, session: bool) -> dict[str, float]:
     )
     c.command("DROP TABLE IF EXISTS samples")
     c.command(DDL)
-    data = [rows(b) for b in range(BATCHES)]
-    t = time.perf_counter()
-    for batch in data:
-        c.insert("samples", batch, column_names=COLUMNS)
-    insert = BATCH * BATCHES / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for i in range(POINT_QUERIES):
+    batches = iter([rows(b) for b in range(BATCHES)])
+    inserts, insert_cpu = timed(
+        pid, BATCHES, lambda: c.insert("samples", next(batches), column_names=COLUMNS)
+    )
+    vins = iter(range(POINT_QUERIES))
+
+    def point() -> None:
         got = c.query(
             "SELECT ts, value FROM samples WHERE vin = {v:String} LIMIT 100",
-            parameters={"v": f"VIN{i % 50:03d}"},
+            parameters={"v": f"VIN{next(vins) % 50:03d}"},
         )
         assert len(got.result_rows) == 100
-    point = POINT_QUERIES / (time.perf_counter() - t)
-    t = time.perf_counter()
-    df = c.query_df("SELECT * FROM samples")
-    bulk = len(df) / (time.perf_counter() - t)
+
+    points, point_cpu = timed(pid, POINT_QUERIES, point)
+    bulks, bulk_cpu = timed(pid, 1, lambda: c.query_df("SELECT * FROM samples"))
+    result = {
+        "insert rows/s": inserts * BATCH,
+        "point queries/s": points,
+        "query_df rows/s": bulks * BATCH * BATCHES,
+        "CPU ms/insert": insert_cpu,
+        "CPU ms/point query": point_cpu,
+        "CPU ms/query_df": bulk_cpu,
+    }
     c.close()
-    return {"insert rows/s": insert, "point queries/s": point, "query_df rows/s": bulk}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             for session in (True, False):
                 results: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
                 for _ in range(args.rounds):
-                    for name, (_, url) in servers.items():  # interleaved: old, new, old, new …
-                        results[name].append(one_round(url, session))
+                    for name, (proc, url) in servers.items():  # interleaved: old, new, old …
+                        results[name].append(one_round(url, proc.pid, session))
                 print(f"clickhouse-connect with{'' if session else 'out'} a session_id:")
                 for metric in results["old"][0]:
                     old = statistics.median(r[metric] for r in results["old"])

@@ -80,10 +80,13 @@ class Session:
         if missing:
             names = {"names": "[" + ",".join(quote_string(k) for k in missing) + "]"}
             query = "SELECT name, value FROM system.settings WHERE has({names:Array(String)}, name)"
-            rows = execute(self.conn, query, params=names)
+            rows = execute(self.conn, query, "TabSeparatedRaw", params=names)
             for line in rows.bytes().decode().splitlines():
                 name, _, value = line.partition("\t")
                 self.originals[name] = value
+            if unknown := [k for k in missing if k not in self.originals]:
+                # refused before anything is set: the session stays as it was
+                raise ch_error(115, "UNKNOWN_SETTING", f"Unknown setting '{unknown[0]}'")
         updates = {k: self.originals[k] for k in restore if k in self.originals}
         updates.update(changes)
         if stmt := set_statement(updates):

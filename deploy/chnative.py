@@ -236,9 +236,10 @@ class NativePlan:
             try:
                 end = skip(chunk, data_at, type_name.decode(), rows) if rows else data_at
             except Unsupported:
-                if last is None or i < last:
-                    raise
-                end = len(chunk)
+                if last is None:
+                    raise  # every column must be walked at this revision
+                parts.append(chunk[data_at:])  # zones behind this column stay as they are
+                return parts, len(chunk)
             parts.append(chunk[data_at:end])
             pos = end
         return parts, pos

@@ -7,9 +7,10 @@ the URL, sessions, results streamed as the engine produces them).
 
     python -m deploy.chserver --data-dir DIR --port 8123 --user U --password-file F
 
-Where the work lives: `chengine` (connections, sessions), `chprotocol` (parameters, errors,
-routing), `chio` (bodies in and out), `chcompress` (codecs), `chformats` and `chnative`
-(joining streamed pieces; the Native format at the client's protocol revision).
+Where the work lives: `chengine` (connections, sessions), `chquery` (a request's statement),
+`chreply` (its answer), `chprotocol` (parameters, errors, routing), `chio` (bodies in and
+out), `chcompress` (codecs), `chformats` and `chnative` (joining streamed pieces; the Native
+format at the client's protocol revision).
 README's "Embedded ClickHouse server" lists what is not supported, and why.
 """
 
@@ -45,7 +46,7 @@ from deploy.chprotocol import (
     split_params,
     url_pairs,
 )
-from deploy.chquery import Reply
+from deploy.chreply import Reply
 
 log = logging.getLogger("vdp.chserver")
 

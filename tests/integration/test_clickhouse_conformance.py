@@ -9,6 +9,7 @@ Every check is a behaviour of a ClickHouse server, not of this implementation.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import shutil
 import subprocess
 import threading
@@ -49,27 +50,33 @@ def curl(ep: ClickHouseEndpoint, *args: str, data: bytes | None = None) -> tuple
 # --- clickhouse-connect -----------------------------------------------------------------
 
 
-def test_column_time_zones_reach_clickhouse_connect(clickhouse_client: Client) -> None:
-    assert clickhouse_client.protocol_version  # the server honoured client_protocol_version
-    clickhouse_client.command(
+@pytest.mark.parametrize("session", [True, False], ids=["session", "no-session"])
+def test_column_time_zones_reach_clickhouse_connect(
+    clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str, session: bool
+) -> None:
+    c = client(clickhouse_endpoint, clickhouse_db, autogenerate_session_id=session)
+    assert c.protocol_version  # the server honoured client_protocol_version
+    c.command(
         "CREATE TABLE zoned (vin LowCardinality(String), note String, at DateTime('Asia/Shanghai'),"
         " utc DateTime('UTC'), plain DateTime) ENGINE = MergeTree ORDER BY vin"
     )
     at = dt.datetime(2025, 3, 1, 8, 30, tzinfo=SHANGHAI)
-    rows = [["V1", "x" * 300, at, at, at]]
-    clickhouse_client.insert("zoned", rows, column_names=["vin", "note", "at", "utc", "plain"])
-    result = clickhouse_client.query("SELECT vin, note, at, utc, plain FROM zoned")
+    c.insert(
+        "zoned", [["V1", "x" * 300, at, at, at]], column_names=["vin", "note", "at", "utc", "plain"]
+    )
+    result = c.query("SELECT vin, note, at, utc, plain FROM zoned")
     names = [t.name for t in result.column_types]
-    assert names[2:4] == ["DateTime('Asia/Shanghai')", "DateTime('UTC')"]
+    assert names[2:] == ["DateTime('Asia/Shanghai')", "DateTime('UTC')", "DateTime"]
     _, _, got_at, got_utc, _ = result.result_rows[0]
     assert got_at == at and got_at.tzinfo == SHANGHAI
     # clickhouse-connect gives naive datetimes for a column in the server's own zone (UTC)
     assert got_utc.replace(tzinfo=dt.UTC) == at
-    arrays = clickhouse_client.query("SELECT [at] AS a, toNullable(at) AS n FROM zoned")
+    arrays = c.query("SELECT [at] AS a, toNullable(at) AS n FROM zoned")
     assert [t.name for t in arrays.column_types] == [
         "Array(DateTime('Asia/Shanghai'))",
         "Nullable(DateTime('Asia/Shanghai'))",
     ]
+    c.close()
 
 
 def test_query_df_arrow_insert_and_command(clickhouse_client: Client) -> None:
@@ -177,13 +184,15 @@ def test_one_session_serves_one_request_at_a_time(
 ) -> None:
     sid = f"s-{uuid.uuid4()}"
     first, second = (client(clickhouse_endpoint, clickhouse_db, session_id=sid) for _ in "ab")
-    slow = threading.Thread(target=first.command, args=("SELECT sleep(2)",))
+    outcome: list[object] = []
+    slow = threading.Thread(target=lambda: outcome.append(first.command("SELECT sleep(3)")))
     slow.start()
-    time.sleep(0.5)
+    time.sleep(1.0)
     with pytest.raises(DatabaseError) as err:
         second.command("SELECT 1")
     slow.join()
     assert err.value.code == 373 and "SESSION_IS_LOCKED" in str(err.value)
+    assert outcome == [0]  # the first request was not disturbed
     assert second.command("SELECT 1") == 1  # free again once the first request is done
 
 
@@ -234,12 +243,14 @@ def test_the_engine_connection_seam_is_still_there() -> None:
 def jdbc_classpath() -> str:
     if shutil.which("java") is None or shutil.which("mvn") is None:
         pytest.skip("java and mvn are needed to build the JDBC client (tests/conformance/jdbc)")
-    built = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(JDBC_DIR / "pom.xml"), "compile"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with (JDBC_DIR / "pom.xml").open() as pom:
+        fcntl.flock(pom, fcntl.LOCK_EX)  # one build at a time: test runs may share the tree
+        built = subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(JDBC_DIR / "pom.xml"), "compile"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     deps = (JDBC_DIR / "target" / "classpath.txt").read_text().strip()
     return f"{deps}:{JDBC_DIR / 'target' / 'classes'}"

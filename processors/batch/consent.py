@@ -61,8 +61,10 @@ class Policy:
     """What to do with one car's samples over a stretch of time."""
 
     owner: str
-    keep: Mapping[str, tuple[str, str]]  # stored signals -> (category, sensitivity)
-    refused: Mapping[str, str]  # signals not collected for want of consent -> category
+    # Every signal -> (category, sensitivity) when stored; (category, None) when not
+    # collected for want of consent (counted); (category, "") when dropped uncounted (a
+    # deletion scope, or what a coarse grant leaves out). One lookup per sample.
+    labels: Mapping[str, tuple[str, str | None]]
     coarse: frozenset[str]  # stored signals rounded to the coarse grid
     stored: frozenset[str]  # categories stored (wholly or coarse)
 
@@ -70,7 +72,7 @@ class Policy:
         return category in self.stored
 
 
-_Parts = tuple[dict[str, tuple[str, str]], dict[str, str], frozenset[str], frozenset[str]]
+_Parts = tuple[dict[str, tuple[str, str | None]], frozenset[str], frozenset[str]]
 
 
 @dataclass
@@ -122,24 +124,25 @@ class Rules:
         return policy
 
     def _make_parts(self, key: tuple[str, ...]) -> _Parts:
-        keep: dict[str, tuple[str, str]] = {}
-        refused: dict[str, str] = {}
+        labels: dict[str, tuple[str, str | None]] = {}
         coarse: set[str] = set()
         stored: set[str] = set()
         for (category, names), mode in zip(self.categories.items(), key, strict=True):
             if mode == OFF:
-                refused.update((n, category) for n in names)
+                labels.update((n, (category, None)) for n in names)
                 continue
+            # "deleted": dropped, not counted: the owner asked for it to go away.
+            labels.update((n, (category, "")) for n in names)
             if mode == "deleted":
-                continue  # dropped, not counted: the owner asked for it to go away
+                continue
             stored.add(category)
             grid = self.coarse_grid[category]
             kept = names if mode in _FULL else [n for n in names if n in grid]
-            keep.update((n, self.labels[n]) for n in kept)
+            labels.update((n, self.labels[n]) for n in kept)
             if mode not in _FULL:
                 coarse.update(kept)
-        # The dicts are shared by every policy with these modes, whoever the owner.
-        parts = (keep, refused, frozenset(coarse), frozenset(stored))
+        # Shared by every policy with these modes, whoever the owner.
+        parts = (labels, frozenset(coarse), frozenset(stored))
         self._parts[key] = parts
         return parts
 
@@ -152,6 +155,7 @@ class ConsentBook:
         self.ownership = ownership
         self._cars: dict[str, _Car] = {}
         self._stretches: dict[str, _Stretches] = {}
+        self._revisions = ownership.revisions  # read per frame: no method call
 
     def __len__(self) -> int:
         return len(self._cars)
@@ -195,24 +199,28 @@ class ConsentBook:
     def policy(self, vin: str, time_ms: int) -> Policy:
         """The policy for the car's samples taken at `time_ms`."""
         stretches = self._stretches.get(vin)
-        if stretches is None or stretches.revision != self.ownership.revision(vin):
+        if stretches is None or stretches.revision != self._revisions.get(vin, 0):
             stretches = self._cut(vin)
-        index = bisect_right(stretches.starts, time_ms) - 1
-        return stretches.policies[index]
+        starts = stretches.starts
+        if len(starts) == 1:
+            return stretches.policies[0]
+        return stretches.policies[bisect_right(starts, time_ms) - 1]
 
     def mode(self, vin: str, owner: str, category: str, time_ms: int) -> str:
         """The mode that applies to `owner`'s `category` at `time_ms` (consent only)."""
+        car = self._cars.get(vin)
+        mine = [d for d in car.decisions.values() if d.owner_id == owner] if car else []
+        return self._mode(_by_category(mine).get(category, []), owner, category, time_ms)
+
+    def _mode(self, decisions: list[Decision], owner: str, category: str, time_ms: int) -> str:
+        """`decisions`: the owner's for the category, in decision order."""
         default = self.rules.defaults[category]
         if owner == NO_OWNER:
             return default
-        car = self._cars.get(vin)
-        latest: Decision | None = None
-        for d in car.decisions.values() if car else ():
-            if d.owner_id == owner and d.category == category and d.effective_from <= time_ms:
-                if latest is None or _order(d) > _order(latest):
-                    latest = d
-        if latest is None:
+        begun = [d for d in decisions if d.effective_from <= time_ms]
+        if not begun:
             return default
+        latest = begun[-1]
         if latest.mode != OFF and latest.expires_at is not None and time_ms >= latest.expires_at:
             return default  # an expired grant: back to what holds without one
         return latest.mode
@@ -228,9 +236,15 @@ class ConsentBook:
             moments.update((s.time_from, s.time_to))
         starts: list[int] = []
         policies: list[Policy] = []
+        by_owner: dict[str, dict[str, list[Decision]]] = {}
+        for d in sorted(car.decisions.values(), key=_order):
+            by_owner.setdefault(d.owner_id, {}).setdefault(d.category, []).append(d)
         for moment in sorted(moments):
             owner = self.ownership.owner_at(vin, moment)
-            modes = {c: self.mode(vin, owner, c, moment) for c in self.rules.categories}
+            mine = by_owner.get(owner, {})
+            modes = {
+                c: self._mode(mine.get(c, []), owner, c, moment) for c in self.rules.categories
+            }
             for s in car.deletions.values():
                 if s.time_from <= moment < s.time_to:
                     modes.update((c, "deleted") for c in s.categories if c in modes)
@@ -239,7 +253,7 @@ class ConsentBook:
                 continue  # nothing changes here
             starts.append(moment)
             policies.append(policy)
-        stretches = _Stretches(self.ownership.revision(vin), starts, policies)
+        stretches = _Stretches(self._revisions.get(vin, 0), starts, policies)
         self._stretches[vin] = stretches
         return stretches
 
@@ -250,11 +264,16 @@ class Unrestricted:
 
     def __init__(self, rules: Rules, ownership: OwnershipBook) -> None:
         self.ownership = ownership
-        self._all = {c: "on" for c in rules.categories}
         self.rules = rules
+        self._all = {c: "on" for c in rules.categories}
+        self._by_owner: dict[str, Policy] = {}
 
     def policy(self, vin: str, time_ms: int) -> Policy:
-        return self.rules.policy(self.ownership.owner_at(vin, time_ms), self._all)
+        owner = self.ownership.owner_at(vin, time_ms)
+        policy = self._by_owner.get(owner)
+        if policy is None:
+            policy = self._by_owner.setdefault(owner, self.rules.policy(owner, self._all))
+        return policy
 
 
 def stored_incidents(
@@ -268,6 +287,13 @@ def stored_incidents(
     if len(keep) == len(vins):
         return columns
     return [[column[i] for i in keep] for column in columns]
+
+
+def _by_category(decisions: list[Decision]) -> dict[str, list[Decision]]:
+    out: dict[str, list[Decision]] = {}
+    for d in sorted(decisions, key=_order):
+        out.setdefault(d.category, []).append(d)
+    return out
 
 
 def _order(d: Decision) -> tuple[int, int, str]:

@@ -30,7 +30,7 @@ class _History:
 class OwnershipBook:
     def __init__(self) -> None:
         self._cars: dict[str, _History] = {}
-        self._revisions: dict[str, int] = {}  # per car, bumped by each event applied
+        self.revisions: dict[str, int] = {}  # per car, bumped by each event applied
 
     def __len__(self) -> int:
         return len(self._cars)
@@ -55,13 +55,13 @@ class OwnershipBook:
         if offset >= history.offset:
             history.partition, history.offset = partition, offset
         self._cars[vin] = history
-        self._revisions[vin] = self._revisions.get(vin, 0) + 1
+        self.revisions[vin] = self.revisions.get(vin, 0) + 1
         return vin
 
     def revision(self, vin: str) -> int:
         """How many events the car's history has taken in (0: none): answers derived from
         it (the consent book's stretches) are current while this has not changed."""
-        return self._revisions.get(vin, 0)
+        return self.revisions.get(vin, 0)
 
     def owner_at(self, vin: str, time_ms: int) -> str:
         """The owner at `time_ms` (the latest period begun by then); NO_OWNER if none."""

@@ -59,7 +59,7 @@ class Tagger:
             frame, record, rejected = valid.frame, valid.record, valid.rejected
             vin, seq, event_time = frame["vin"], frame["seq"], frame["event_time"]
             policy = policy_at(vin, event_time)
-            owner, keep, refused, coarse = policy.owner, policy.keep, policy.refused, policy.coarse
+            owner, labels = policy.owner, policy.labels
             counts: dict[str, int] | None = None
             doubles = frame["doubles"]
             if rejected:
@@ -72,14 +72,12 @@ class Tagger:
                 for name, value in values.items():
                     if rejected and name in rejected:
                         continue
-                    label = keep.get(name)
-                    if label is None:  # not granted (counted), or deleted / coarse-dropped
-                        category = refused.get(name)
-                        if category is not None:
+                    category, sensitivity = labels[name]
+                    if not sensitivity:  # not granted (None: counted), or dropped ("")
+                        if sensitivity is None:
                             counts = counts or {}
                             counts[category] = counts.get(category, 0) + 1
                         continue
-                    category, sensitivity = label
                     signals.append(name)
                     categories.append(category)
                     sens.append(sensitivity)
@@ -87,9 +85,13 @@ class Tagger:
                         nums.append(None)
                         strs.append(value)
                     else:
-                        nums.append(rounded(value) if coarse and name in coarse else float(value))
+                        nums.append(float(value))
                         strs.append(None)
                     quality.append(flags.get(name, 0) if flags else 0)
+            if policy.coarse:  # off the per-sample path: only coarse grants pay for it
+                for i in range(before, len(signals)):
+                    if signals[i] in policy.coarse:
+                        nums[i] = rounded(nums[i])
             n = len(signals) - before
             owners.extend([owner] * n)
             vins.extend([vin] * n)

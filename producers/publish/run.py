@@ -113,7 +113,7 @@ def _send_frames(
             counts.bad += 1
         if out.frame is not None:
             counts.frames += 1
-            counts.samples += out.frame.count
+            counts.samples += out.frame.sample_count
 
 
 def _frame_callback(manifest: ManifestBuilder, topic: str, out: Outgoing) -> OnDelivery:

@@ -149,7 +149,7 @@ def test_sample_faults_spoil_one_sample_and_keep_the_rest(kind: str) -> None:
     # The rest of the frame is the frame as it was; what the manifest counts is what was sent.
     assert frame_samples(decoded, out.rejected) == frame_samples(frame, out.rejected)
     assert out.frame is not None and sorted(out.frame.samples()) == sorted(frame_samples(decoded))
-    assert out.frame.count == len(frame_samples(decoded))
+    assert out.frame.sample_count == len(frame_samples(decoded))
 
 
 def test_a_duplicate_resends_the_previous_frame_byte_for_byte() -> None:

@@ -9,11 +9,19 @@ because replay only ever runs when an operator asks for it.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
+from schemas.errors import ReasonCode
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
+from vdp.times import iso, iso_ms
+
+REASONS = [r.value for r in ReasonCode]
+# A frame's event time in a detail ("event time 1796136238000 is 912 s past …") is epoch
+# milliseconds as the validator wrote it; shown as the time it stands for.
+_EVENT_TIME = re.compile(r"\bevent time (\d{1,15})\b")
 
 
 def register(sub: Any) -> None:
@@ -24,7 +32,7 @@ def register(sub: Any) -> None:
     )
     actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="list dead letters, newest first, and counts by reason")
-    show.add_argument("--reason", help="only this reason code, e.g. out_of_range")
+    show.add_argument("--reason", type=_reason, help=f"only this reason: {', '.join(REASONS)}")
     show.add_argument("--limit", type=int, default=20, help="rows to list (default 20)")
     show.set_defaults(handler=show_dead_letters)
     replay = actions.add_parser(
@@ -36,9 +44,24 @@ def register(sub: Any) -> None:
             "schema, a clock); records that are still bad are dead-lettered again."
         ),
     )
-    replay.add_argument("--reason", help="only this reason code")
+    replay.add_argument("--reason", type=_reason, help="only this reason (as for show)")
     replay.add_argument("--dry-run", action="store_true", help="count what would be replayed")
     replay.set_defaults(handler=replay_dead_letters)
+
+
+def _reason(text: str) -> str:
+    """A reason code the platform writes; anything else is a usage error (exit 2) that
+    lists them, not an empty listing that looks like "no dead letters"."""
+    if text not in REASONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown reason {text!r}; the reasons are: {', '.join(REASONS)}"
+        )
+    return text
+
+
+def readable_detail(detail: str) -> str:
+    """The detail with epoch-millisecond event times written as ISO 8601 times."""
+    return _EVENT_TIME.sub(lambda m: f"event time {iso_ms(int(m.group(1)))}", detail)
 
 
 # Each query filters with "WHERE ({reason:String} = '' OR reason = …)": every reason, or the
@@ -67,9 +90,8 @@ def show_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     for reason, count in counts:
         print(f"{reason:<20} {count:>8}")
     for t, reason, topic, partition, offset, vin, detail in rows:
-        print(
-            f"{t:%Y-%m-%d %H:%M:%S} {reason:<18} {topic}/{partition}@{offset} {vin or '-'} {detail}"
-        )
+        where = f"{topic}/{partition}@{offset}"
+        print(f"{iso(t)} {reason:<18} {where} {vin or '-'} {readable_detail(detail)}")
     if not counts:
         print("no dead letters" + (f" with reason {args.reason}" if args.reason else ""))
     return 0

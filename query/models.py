@@ -7,13 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from vdp import times
+
 
 def iso(moment: datetime | None) -> str | None:
-    """UTC ISO 8601 with milliseconds and a Z; ClickHouse hands back naive UTC datetimes."""
-    if moment is None:
-        return None
-    text = moment.isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z") if moment.tzinfo else text + "Z"
+    """The platform's one time format (`vdp.times.iso`), None staying None."""
+    return None if moment is None else times.iso(moment)
 
 
 class PeriodOut(BaseModel):

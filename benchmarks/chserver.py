@@ -138,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                 for metric in results["old"][0]:
                     old = statistics.median(r[metric] for r in results["old"])
                     new = statistics.median(r[metric] for r in results["new"])
+                    digits = 1 if metric.startswith("CPU") else 0
                     print(
-                        f"  {metric:18} old {old:12,.0f}  new {new:12,.0f}  new/old {new / old:.2f}"
+                        f"  {metric:18} old {old:12,.{digits}f}  new {new:12,.{digits}f}"
+                        f"  new/old {new / old:.2f}"
                     )
         finally:
             for proc, _ in servers.values():

@@ -202,8 +202,14 @@ class Settings(BaseSettings):
     process_crash_after_inserts: int = Field(
         0,
         ge=0,
-        description="Fault injection for tests: SIGKILL the worker after its Nth insert, before "
-        "the offsets are acked (0 = never).",
+        description="Fault injection for tests: SIGKILL the worker at VDP_PROCESS_CRASH_POINT of "
+        "its Nth batch, before the offsets are committed (0 = never).",
+    )
+    process_crash_point: str = Field(
+        "stored",
+        pattern="^(dlq_sent|samples_written|stored)$",
+        description="Where in that batch: dlq_sent (dead letters sent, nothing inserted), "
+        "samples_written (between the samples and incidents inserts), stored (all inserted).",
     )
 
     def environment(self) -> dict[str, str]:

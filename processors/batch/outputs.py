@@ -11,7 +11,7 @@ and the batch's records become dead letters instead of stalling their partitions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from schemas.tables import Table
@@ -36,8 +36,11 @@ class Sink(Protocol):
     def add(self, table: Table, columns: Columns) -> None:
         """Queue rows for `table` (empty columns are ignored)."""
 
-    async def flush(self, token: str | None) -> None:
-        """Write every queued table, one insert each, deduplicated by `token`."""
+    async def flush(
+        self, token: str | None, written: Callable[[Table], None] | None = None
+    ) -> None:
+        """Write every queued table, one insert each, deduplicated by `token`; `written` is
+        told of each table as its insert lands."""
 
     def discard(self) -> None:
         """Forget what is queued (after a `StoreRejected`)."""

@@ -10,13 +10,12 @@ benchmark and in tests.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from processors.batch.consent import stored_incidents
+from processors.batch.crash import CrashPoint
 from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
@@ -26,7 +25,7 @@ from processors.batch.retry import Backoff, batch_token, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Validator
 from schemas.errors import ReasonCode
-from schemas.tables import DEAD_LETTERS, INCIDENTS, NOT_COLLECTED, SAMPLES
+from schemas.tables import DEAD_LETTERS, INCIDENTS, NOT_COLLECTED, SAMPLES, Table
 
 log = logging.getLogger("vdp.process")
 
@@ -49,7 +48,7 @@ class Pipeline:
         metrics: Metrics,
         health: Health,
         backoff: Backoff,
-        crash_after_inserts: int = 0,
+        crash: CrashPoint | None = None,
     ) -> None:
         self.validator = validator
         self.tagger = tagger
@@ -59,8 +58,8 @@ class Pipeline:
         self.metrics = metrics
         self.health = health
         self.backoff = backoff
-        self.crash_after_inserts = crash_after_inserts
-        self.inserts = 0
+        self.crash = crash or CrashPoint()
+        self.batches = 0
         self.done: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset stored
 
     async def handle(self, records: Sequence[RawRecord]) -> BatchOutcome:
@@ -73,31 +72,36 @@ class Pipeline:
         incidents = stored_incidents(self.incidents.detect(result.frames), self.tagger.rights)
         token = batch_token(records)
         failed = self.record_failure
+        self.batches += 1
+        batch = self.batches
         if result.rejections:
             envelopes = encode_envelopes(result.rejections, now_ms)
             await retrying(
                 "dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed
             )
             self.sink.add(DEAD_LETTERS, dead_letter_columns(result.rejections))
+        self.crash.reached("dlq_sent", batch)
         self.sink.add(SAMPLES, samples.columns)
         self.sink.add(INCIDENTS, incidents)
         self.sink.add(NOT_COLLECTED, samples.not_collected)
         rejections = result.rejections
         try:
             await retrying(
-                "clickhouse insert", lambda: self.sink.flush(token), self.backoff, failed
+                "clickhouse insert",
+                lambda: self.sink.flush(token, lambda table: self._written(table, batch)),
+                self.backoff,
+                failed,
             )
         except StoreRejected as e:
             rejections = rejections + await self._store_rejected(result.frames, e, token, now_ms)
-        self.inserts += 1
-        if self.inserts == self.crash_after_inserts:
-            # Fault injection (VDP_PROCESS_CRASH_AFTER_INSERTS): die the hard way after the
-            # insert and before the batch is acked, the window exactly-once must survive.
-            log.warning("fault injection: SIGKILL after insert %d, before ack", self.inserts)
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.crash.reached("stored", batch)
         self._count(records, samples.unowned, samples.flagged, len(samples), rejections)
         self.metrics.count_not_collected(samples.not_collected)
         return BatchOutcome(len(records), len(samples), len(rejections))
+
+    def _written(self, table: Table, batch: int) -> None:
+        if table is SAMPLES:
+            self.crash.reached("samples_written", batch)
 
     async def _store_rejected(
         self, frames: Sequence[ValidFrame], error: StoreRejected, token: str, now_ms: int

@@ -13,6 +13,7 @@ import faust
 from faust.web import Request, Response, View
 
 from processors.batch.consent import ConsentBook, Rules
+from processors.batch.crash import CrashPoint
 from processors.batch.dedupe import DuplicateTracker
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
@@ -83,7 +84,7 @@ class Worker:
             self.metrics,
             self.health,
             self.backoff,
-            settings.process_crash_after_inserts,
+            CrashPoint(settings.process_crash_after_inserts, settings.process_crash_point),
         )
 
     async def write_intervals(self, vins: list[str]) -> None:

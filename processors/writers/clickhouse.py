@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -83,11 +84,15 @@ class ClickHouseSink:
     def discard(self) -> None:
         self._pending.clear()
 
-    async def flush(self, token: str | None) -> None:
+    async def flush(
+        self, token: str | None, written: Callable[[Table], None] | None = None
+    ) -> None:
         while self._pending:
             table, columns = self._pending[0]
             await asyncio.to_thread(self._insert, table, columns, token)
             self._pending.pop(0)
+            if written is not None:
+                written(table)
 
     def _insert(self, table: Table, columns: Columns, token: str | None) -> None:
         settings: dict[str, Any] = dict(INSERT_SETTINGS)

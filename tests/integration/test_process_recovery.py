@@ -35,37 +35,57 @@ from vdp.net import free_port
 KINDS = tuple(k for k in FAULT_KINDS if k != "duplicate")
 
 
-def test_sigkill_after_insert_before_commit_and_mid_run_loses_and_doubles_nothing(
-    pipeline: Callable[..., Setup],
-    clickhouse_client: Client,
-    tmp_path: Path,
+def dead_letter_rows(client: Client) -> tuple[int, int]:
+    """(dead letters as FINAL sees them, raw rows)."""
+    final = client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
+    raw = client.query("SELECT count() FROM dead_letters").result_rows[0][0]
+    return int(final), int(raw)
+
+
+def incident_rows(client: Client) -> tuple[int, int]:
+    final = client.query("SELECT count() FROM incidents FINAL").result_rows[0][0]
+    raw = client.query("SELECT count() FROM incidents").result_rows[0][0]
+    return int(final), int(raw)
+
+
+@pytest.mark.parametrize("point", ["dlq_sent", "samples_written", "stored"])
+def test_sigkill_at_each_point_of_a_batch_loses_and_doubles_nothing(
+    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path, point: str
 ) -> None:
-    setup = pipeline()
-    manifest = publish(setup, cars=8, duration_s=240, bad_rate=0.03, kinds=KINDS)
+    # One partition: after a restart the batches are cut at the same offsets again, so a
+    # batch whose insert landed before the kill comes back with the same token and the
+    # raw count (not only FINAL) must show it once.
+    setup = pipeline(raw_partitions=1)
+    manifest = publish(setup, cars=8, duration_s=240, bad_rate=0.03, seed=11, kinds=KINDS)
     want = expected_samples(manifest)
+    want_bad = len(manifest["bad"])
     log = tmp_path / "worker.log"
-    small = {"VDP_PROCESS_BATCH_SIZE": "200"}
+    # ~1,000 frames in batches of 100: each worker below commits two batches, then dies.
+    small = {"VDP_PROCESS_BATCH_SIZE": "100", "VDP_PROCESS_BATCH_SECONDS": "2"}
+    crash = {"VDP_PROCESS_CRASH_POINT": point, "VDP_PROCESS_CRASH_AFTER_INSERTS": "3", **small}
 
-    # 1. The worker kills itself (SIGKILL) right after its 3rd insert, before the ack.
-    with worker(setup, log, VDP_PROCESS_CRASH_AFTER_INSERTS="3", **small) as first:
-        assert first.wait(90) == -signal.SIGKILL, log.read_text()[-3000:]
-    after_first = stored_count(clickhouse_client)[0]
-    assert 0 < after_first < want
-
-    # 2. A second worker is SIGKILLed from outside while it is working through the topic.
-    with worker(setup, log, **small) as second:
-        wait_until(
-            lambda: stored_count(clickhouse_client)[0] > after_first or second.poll() is not None,
-            60,
-            lambda: "the second worker to store anything",
-        )
-        second.send_signal(signal.SIGKILL)
-        assert second.wait(10) == -signal.SIGKILL
-    assert stored_count(clickhouse_client)[0] < want, "killed too late to prove anything"
+    # 1. and 2. Two workers in turn kill themselves at `point` of their 3rd batch.
+    for run in (1, 2):
+        with worker(setup, log, **crash) as proc:
+            assert proc.wait(120) == -signal.SIGKILL, log.read_text()[-3000:]
+        assert log.read_text().count(f"SIGKILL at {point} of batch 3") == run
+    partial = stored_count(clickhouse_client)[0]
+    assert 0 < partial < want
 
     # 3. A third worker finishes the job from the last committed offsets.
-    with worker(setup, log) as third:
-        wait_stored(clickhouse_client, want, third, log, 90)
+    with worker(setup, log, **small) as third:
+        wait_stored(clickhouse_client, want, third, log, 120)
+        wait_until(
+            lambda: dead_letter_rows(clickhouse_client)[0] >= want_bad,
+            30,
+            lambda: f"{want_bad} dead letters, have {dead_letter_rows(clickhouse_client)}",
+        )
+    final, distinct, raw = stored_count(clickhouse_client)
+    assert final == distinct == raw == want, (final, distinct, raw, want)
+    assert dead_letter_rows(clickhouse_client) == (want_bad, want_bad)
+    incidents_final, incidents_raw = incident_rows(clickhouse_client)
+    assert incidents_final > 0, "the seed's fleet must raise incidents for this test to mean much"
+    assert incidents_raw == incidents_final
     assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)
 
 

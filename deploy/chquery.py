@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -121,6 +122,9 @@ def _insert(reply: Reply, conn: Any, insert: tuple[str, str], chunks: Iterable[b
     summary.update(result_rows=0, result_bytes=0, elapsed_ns=int(res.elapsed * 1e9))
     reply.send(200, b"", summary_headers(summary, None))
     return f"rows={res.rows_written}"
+
+
+_BARE_DATETIME = re.compile(re.escape(b"\x08DateTime"))  # re reads the piece in place
 
 
 class _Query:
@@ -246,7 +250,7 @@ class _Query:
     def _needs_zones(self, first: memoryview) -> bool:
         # A top-level `DateTime` column in the stream (varint 8 + "DateTime") may be one
         # whose zone the engine dropped; only DESCRIBE can tell.
-        return self.plan.revision >= REVISION_TIME_ZONES and b"\x08DateTime" in bytes(first)
+        return self.plan.revision >= REVISION_TIME_ZONES and bool(_BARE_DATETIME.search(first))
 
     def _fix_zones(self, first: memoryview, conn: Any) -> None:
         sql = b"DESCRIBE (" + strip_format(self.text) + b")"

@@ -85,7 +85,7 @@ class Reply:
 
     def stream(self, headers: dict[str, str]) -> BodyWriter:
         chunked = self._start(200, headers, None)
-        out: Any = _Sink(bytearray()) if self.h.command == "HEAD" else self.h.wfile
+        out: Any = _Discard() if self.h.command == "HEAD" else self.h.wfile
         return BodyWriter(out, self._encoders(), chunked)
 
     def error(self, e: ChError) -> None:
@@ -103,6 +103,13 @@ class Reply:
         if self._native and e.status not in (401, 403):  # ClickHouse compresses it too
             body = self._native.compress(body)
         self.send(e.status, body, headers, encode=False)
+
+
+class _Discard:
+    """A HEAD request's body: computed (the statement runs), never sent."""
+
+    def write(self, data: bytes | memoryview) -> int:
+        return len(data)
 
 
 class _Sink:

@@ -1,4 +1,4 @@
-"""`vdp bench-produce`, `vdp bench-process` and `vdp bench-query` (see docs/benchmarks.md).
+"""`vdp bench-produce`, `bench-process`, `bench-query` and `bench-storage` (docs/benchmarks.md).
 
 Only the parsers are built here; each handler imports its benchmark when it runs, so
 `vdp --help` loads none of them.
@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
     _register_produce(sub)
     _register_process(sub)
     _register_query(sub)
+    _register_storage(sub)
 
 
 def _register_produce(sub: Any) -> None:
@@ -69,6 +70,29 @@ def _fleet_arguments(bench: argparse.ArgumentParser, seconds: str) -> None:
     bench.add_argument("--cars", type=int, default=1000)
     bench.add_argument("--hz", type=int, default=10)
     bench.add_argument("--seconds", type=float, default=20.0, help=seconds)
+
+
+def _register_storage(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench-storage",
+        help="measure the bytes ClickHouse stores per sample, frame and car-hour",
+        description=(
+            "On temporary topics and a database: a simulated fleet (every category granted) "
+            "through one real worker, then OPTIMIZE … FINAL and the compressed size of every "
+            "table's active parts (system.parts), per sample, frame and car-hour."
+        ),
+    )
+    bench.add_argument("--cars", type=int, default=100)
+    bench.add_argument("--hz", type=int, default=1)
+    bench.add_argument("--seconds", type=float, default=3600.0, help="simulated seconds")
+    bench.set_defaults(handler=bench_storage)
+
+
+def bench_storage(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks.storage import run_storage
+
+    run_storage(settings, args.cars, args.hz, args.seconds, sys.stdout)
+    return 0
 
 
 def _register_query(sub: Any) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.catalog import FRAME_FIELD
+from vdp.settings import Settings
+from vdp.topics import replicate
 
 _MAPS = tuple(FRAME_FIELD.values())  # a frame's signal maps: doubles, longs, booleans, strings
 
@@ -35,10 +37,14 @@ def frame_samples(record: Mapping[str, Any]) -> int:
 
 @contextlib.contextmanager
 def scratch_topics(
-    bootstrap: str, topics: Sequence[NewTopic], keep: bool = False
+    bootstrap: str, topics: Sequence[NewTopic], keep: bool = False, settings: Settings | None = None
 ) -> Iterator[list[str]]:
-    """Create `topics` for the block and delete them after it (unless `keep`); their names."""
+    """Create `topics` for the block and delete them after it (unless `keep`); their names.
+
+    They get the platform's replication (vdp/topics.py): on a cluster, a benchmark measures
+    replicated writes, as the platform makes them."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    replicate(admin, topics, settings or Settings())
     for future in admin.create_topics(list(topics)).values():
         future.result(timeout=30)
     names = [t.topic for t in topics]

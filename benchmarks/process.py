@@ -277,7 +277,7 @@ def run_benchmark(
             "process_consent": name != "no_consent",
         })  # fmt: skip
         n = 1 if name == "baseline" else workers
-        with scratch_topics(settings.kafka_bootstrap, new):
+        with scratch_topics(settings.kafka_bootstrap, new, settings=settings):
             publish(sub.kafka_bootstrap, topics["own"], owners)
             publish(sub.kafka_bootstrap, topics["consent"], grants)
             apply_migrations(sub)

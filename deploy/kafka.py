@@ -279,6 +279,12 @@ class KafkaBroker(ManagedService):
             "num.partitions": "1",
             # A single member should not wait 3 s for others that will never join.
             "group.initial.rebalance.delay.ms": "0",
+            # On loopback a node that stops heartbeating is dead, not slow: fence it after
+            # 4 s (default 9 s), so its partitions and the consumer groups it coordinated
+            # move well within a consumer's session timeout (10 s in the workers), and the
+            # groups carry on without a rebalance.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4000",
             "auto.create.topics.enable": "true",
             "delete.topic.enable": "true",
             # Sized for a small dev machine (2 cores), not a production host.

@@ -9,6 +9,7 @@ refresh (aiokafka: up to 5 minutes), so the processors would sit idle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,22 @@ def cluster_replication(admin: AdminClient, brokers: list[int], settings: Settin
     return replication(len(brokers), settings, default)
 
 
+def replicate(
+    admin: AdminClient,
+    topics: Iterable[NewTopic],
+    settings: Settings,
+    brokers: list[int] | None = None,
+) -> Replication:
+    """Give `topics` (to be created) the platform's replication on `admin`'s cluster."""
+    if brokers is None:
+        brokers = list(admin.list_topics(timeout=10).brokers)
+    rep = cluster_replication(admin, brokers, settings)
+    for topic in topics:
+        topic.replication_factor = rep.factor
+        topic.config = {**(topic.config or {}), "min.insync.replicas": str(rep.min_insync)}
+    return rep
+
+
 def ensure_topics(settings: Settings, raw_partitions: int = RAW_PARTITIONS) -> list[str]:
     """Create whichever of the raw, ownership, consent and DLQ topics is missing; the ones
     created."""
@@ -85,10 +102,7 @@ def ensure_topics(settings: Settings, raw_partitions: int = RAW_PARTITIONS) -> l
         NewTopic(settings.topic_consent, 1, 1, config={"cleanup.policy": "compact"}),
         NewTopic(settings.topic_dlq, 1, 1, config=kept),
     ]
-    rep = cluster_replication(admin, list(metadata.brokers), settings)
-    for topic in wanted:
-        topic.replication_factor = rep.factor
-        topic.config = {**(topic.config or {}), "min.insync.replicas": str(rep.min_insync)}
+    rep = replicate(admin, wanted, settings, list(metadata.brokers))
     existing = metadata.topics
     _warn_fewer_replicas(existing, [t.topic for t in wanted], rep)
     missing = [t for t in wanted if t.topic not in existing]

@@ -105,8 +105,11 @@ def publish(
     sold_share: float = 0.5,
     start_ms: int | None = None,
     kinds: tuple[str, ...] | None = None,
+    publisher: Publisher | None = None,
 ) -> dict[str, Any]:
-    """Publish a simulated fleet (event times just before now) and return its manifest."""
+    """Publish a simulated fleet (event times just before now) and return its manifest.
+
+    `publisher`: one the caller made, to watch its delivery counts while this runs."""
     start = start_ms if start_ms is not None else int(time.time() * 1000) - int(duration_s * 1000)
     config = FleetConfig(
         cars=cars, hz=1, duration_s=duration_s, seed=seed, start_ms=start, sold_share=sold_share
@@ -116,7 +119,7 @@ def publish(
     injector = FaultInjector(telemetry_codec(), catalog, bad_rate, seed, **extra)
     simulator = Simulator(config)
     manifest = ManifestBuilder(catalog, simulator.timelines, {"seed": seed})
-    publisher = Publisher(setup.bootstrap)
+    publisher = publisher or Publisher(setup.bootstrap)
     publish_run(simulator, publisher, Topics(setup.raw, setup.ownership), injector, manifest)
     stats = publisher.close(60.0)
     assert stats.failed == 0 and stats.pending == 0, stats.as_dict()
@@ -146,7 +149,7 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def worker(setup: Setup, log_path: Path, **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker (`python -m processors.runtime.worker`), stopped (or killed) at exit."""
-    from deploy.process import free_port
+    from vdp.net import free_port
 
     port = free_port()
     with log_path.open("ab") as log:

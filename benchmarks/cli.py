@@ -112,6 +112,14 @@ def _register_query(sub: Any) -> None:
     bench.add_argument("--seconds", type=float, default=20, help="time limit per measurement")
     bench.add_argument("--requests", type=int, default=2000, help="count limit per measurement")
     bench.add_argument("--port", type=int, default=0, help="port for vdp serve (0 = free)")
+    bench.add_argument(
+        "--export",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: a 92-day CSV export of the first car through vdp serve and the same "
+        "rows straight from ClickHouse, side by side, N times (first row, speed, RSS)",
+    )
     bench.set_defaults(handler=bench_query)
 
 
@@ -152,4 +160,6 @@ def bench_process(args: argparse.Namespace, settings: Settings) -> int:
 def bench_query(args: argparse.Namespace, settings: Settings) -> int:
     from benchmarks.query import main
 
-    return main(settings, args.cars, args.threads, args.seconds, args.requests, args.port)
+    return main(
+        settings, args.cars, args.threads, args.seconds, args.requests, args.port, args.export
+    )

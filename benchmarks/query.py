@@ -5,6 +5,10 @@ downsampled to 1-minute buckets. Each is sent over loopback HTTP to a real `vdp 
 process by a few client threads, bounded in time and count; then the very same SQL (the
 repository's method, same parameters) is run with clickhouse-connect directly, the same
 way, as the floor. The ratio says what the service adds.
+
+`--export`: a 92-day export of the first car (a month at 1 Hz in it, 2.6 M rows) through
+`vdp serve`, side by side with the same rows streamed straight from ClickHouse as CSV in
+one query: first row, whole-export speed, and the service's peak RSS (`export_run`).
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from clickhouse_connect.driver.client import Client
 
 from benchmarks.common import p50_p99
 from benchmarks.query_data import HOUR_START, MONTH, MONTH_START, fleet
 from query.params import Selection, TimeRange
-from query.repository import Repository, Scope
+from query.repository import EXPORT_SETTINGS, Repository, Scope
 from vdp.errors import StackError
 from vdp.settings import Settings
 from vdp.tokens import mint_token
@@ -81,6 +87,13 @@ def load(name: str, call: Callable[[], object], threads: int, seconds: float, co
 @contextmanager
 def served(settings: Settings, port: int) -> Iterator[str]:
     """A `vdp serve` process on `port`, stopped afterwards."""
+    with serve_process(settings, port) as (base, _proc):
+        yield base
+
+
+@contextmanager
+def serve_process(settings: Settings, port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`served`, with the process (its memory is measured)."""
     env = os.environ | settings.updated(query_port=port).environment()
     proc = subprocess.Popen(
         [sys.executable, "-m", "vdp.cli", "serve", "--log-level", "warning"], env=env
@@ -98,7 +111,7 @@ def served(settings: Settings, port: int) -> Iterator[str]:
             time.sleep(0.1)
         else:
             raise StackError("vdp serve did not become ready in 20 s")
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -166,8 +179,113 @@ def run(
     return results
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One read of an export: first data row, whole time, rows and bytes."""
+
+    name: str
+    first_row: float
+    seconds: float
+    rows: int
+    size: int
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<34} first row {self.first_row:6.3f} s  {self.rows:>9,} rows  "
+            f"{self.size / 1e6:7.1f} MB in {self.seconds:6.2f} s  {self.rows_per_s:>9,.0f} rows/s"
+        )
+
+
+def _timed(name: str, chunks: Iterator[bytes], header_lines: int) -> Stream:
+    """Read `chunks` to the end; rows are lines after `header_lines`."""
+    started = time.perf_counter()
+    first, lines, size = 0.0, 0, 0
+    for chunk in chunks:
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if not first and lines > header_lines:
+            first = time.perf_counter() - started
+    return Stream(name, first, time.perf_counter() - started, lines - header_lines, size)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def export_run(
+    settings: Settings, client: Client, port: int, repeats: int, echo: Callable[[str], None]
+) -> list[tuple[Stream, Stream]]:
+    """A 92-day CSV export of the first car through `vdp serve`, then the same rows straight
+    from ClickHouse (the repository's export SQL over the whole range, one CSV query),
+    `repeats` times in turn; the service's peak RSS after a 1-day and each 92-day export."""
+    cars = fleet(1)
+    owner, vin = cars.owner(0), cars.vins[0]
+    token = mint_token(settings, owner, ["driving"], 3600)
+    end = MONTH_START + MONTH + timedelta(days=2)
+    span = TimeRange(end - timedelta(days=92), end)
+    scope = Scope(owner, vin, span, Selection(("driving",), ()))
+    repo = Repository(client)
+    sql = repo.export_sql(iso_time=True)
+    pairs = []
+    with serve_process(settings, port) as (base, proc):
+        http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+        def export(start: datetime, name: str) -> Stream:
+            params = {"from": start.isoformat(), "to": end.isoformat(), "format": "csv"}
+            url = f"/v1/vehicles/{vin}/export"
+            with http.stream("GET", url, params=params, timeout=600) as response:
+                response.raise_for_status()
+                return _timed(name, response.iter_raw(), 1)
+
+        export(end - timedelta(days=1), "warm-up")
+        rss = _peak_rss_mb(proc.pid)
+        echo(f"vdp serve peak RSS after a 1-day export: {rss:.0f} MB")
+        for _ in range(repeats):
+            cpu = _cpu_seconds(proc.pid)
+            service = export(span.start, "service: GET /export?format=csv")
+            cpu = _cpu_seconds(proc.pid) - cpu
+            echo(service.line() + f"  (vdp serve: {cpu:.1f} s CPU, peak RSS "
+                 f"{_peak_rss_mb(proc.pid):.0f} MB)")  # fmt: skip
+            raw: Any = client.raw_stream(
+                sql, parameters=scope.params(), fmt="CSVWithNames", settings=EXPORT_SETTINGS
+            )
+            with raw:
+                direct = _timed("ClickHouse direct: same SQL, CSV", raw.stream(1 << 16), 1)
+            echo(direct.line())
+            echo(f"  service/direct speed: {service.rows_per_s / direct.rows_per_s:.2f}")
+            pairs.append((service, direct))
+    ratios = sorted(s.rows_per_s / d.rows_per_s for s, d in pairs)
+    best = max(s.rows_per_s for s, _ in pairs) / max(d.rows_per_s for _, d in pairs)
+    echo(
+        f"service/direct speed: median {ratios[len(ratios) // 2]:.2f} of {len(pairs)} pairs, "
+        f"best against best {best:.2f}; first row at most "
+        f"{max(s.first_row for s, _ in pairs):.3f} s"
+    )
+    return pairs
+
+
 def main(
-    settings: Settings, cars: int, threads: int, seconds: float, requests: int, port: int
+    settings: Settings,
+    cars: int,
+    threads: int,
+    seconds: float,
+    requests: int,
+    port: int,
+    export: int = 0,
 ) -> int:
     """`vdp bench-query`: seed the database unless it holds the data, then `run`."""
     from benchmarks.query_data import PER_CAR, seed
@@ -188,5 +306,8 @@ def main(
     print(f"samples table: {rows:,} rows", flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (other work on the machine skews results)")
+    if export:
+        export_run(settings, client, port or free_port(), export, print)
+        return 0
     run(settings, Repository(client), port or free_port(), threads, seconds, requests, print)
     return 0

@@ -62,7 +62,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
         executor.start()
-        export.warm_up()  # the first export's first rows must not wait for library set-up
         try:
             yield
         finally:

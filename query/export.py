@@ -2,35 +2,41 @@
 
 The range is first planned: one cheap count per hour (no FINAL, no sort) says where the
 rows are, and the rows are then read in windows of about `VDP_QUERY_EXPORT_WINDOW_ROWS`
-each, skipping the empty hours. So a 92-day range with a day of data costs a handful of
-queries, not 2,208 one-hour ones, and the first rows leave within a window's time. Each
-window is one ClickHouse query whose result is passed on as it arrives: Arrow record
-batches encoded to CSV or Parquet one at a time, or ClickHouse's own JSON lines. The
-service holds one batch (or one network chunk) at a time whatever the range.
+each (the first one 1/16 of that, each next twice the last), skipping the empty hours. So
+a 92-day range with a day of data costs a handful of queries, not 2,208 one-hour ones,
+and the first rows leave within a second. Each window is one ClickHouse query whose
+result is passed on as it arrives: CSV and JSON Lines as ClickHouse writes them (times
+in the API's one format), Parquet as Arrow record batches encoded one at a time. The
+service holds one network chunk (or one batch) at a time whatever the range.
 
 The body is an async generator so that a client that goes away stops the work: Starlette
 cancels it, and its `finally` closes the ClickHouse response (see `_drive`); `Access.stop`
-(HEAD, or a disconnect seen by the bookkeeping middleware) ends it between batches too.
+(HEAD, or a disconnect seen by the bookkeeping middleware) ends it between chunks too.
+Rows are counted as the chunks that complete them are handed on, so the access log says
+how many really left.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
-from collections.abc import AsyncIterator, Generator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Annotated, Protocol
+from functools import partial
+from typing import Annotated, Protocol, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import Query
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from query.deps import Access, CurrentOwner, OwnedCar, Svc
 from query.params import TimeRange, bad_request
-from query.repository import PLAN_BUCKET, Repository, Scope
+from query.repository import EXPORT_COLUMNS, PLAN_BUCKET, Repository, Scope
 from query.routes import Range, Selected, owned_scope, v1_router
 
 router = v1_router()
@@ -49,40 +55,46 @@ SCHEMA = pa.schema(
 # The first window of an export holds 1/_RAMP of the target rows (its first rows leave
 # within a second), each next one twice the last.
 _RAMP = 16
-# The one time format of the API: ISO 8601, UTC, milliseconds, `T` and `Z`.
-_ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S of a millisecond timestamp carries `.mmm`
+# An incident report's window is at most VDP_QUERY_MAX_REPORT_MINUTES: read in one go.
+_REPORT_WINDOW = 10**9
 
 
-class Encoder(Protocol):
-    def write(self, batch: pa.RecordBatch) -> bytes: ...
-    def close(self) -> bytes: ...
+class RowCounter(Protocol):
+    def count(self, chunk: bytes) -> int: ...
+    def finish(self) -> int: ...
 
 
-class CsvEncoder:
-    """RFC 4180 CSV with a header (sent at once); times as `2026-12-01T12:41:34.000Z`."""
+CSV_HEADER = ",".join(f'"{name}"' for name in EXPORT_COLUMNS).encode() + b"\n"
+
+
+class JsonLineRows:
+    """Rows of JSON Lines: one per line (JSON escapes a newline inside a string)."""
+
+    def count(self, chunk: bytes) -> int:
+        return chunk.count(b"\n")
+
+    def finish(self) -> int:
+        return 0
+
+
+class CsvRows:
+    """Rows of ClickHouse's CSV that a chunk completes. A row starts with its quoted ISO
+    time (`"1…` or `"2…`) and a `"` inside a quoted value is doubled, so a newline, a quote
+    and a digit only ever stand between two rows; newlines inside values do not count.
+    The last row is complete at the end of the stream (`finish`)."""
 
     def __init__(self) -> None:
-        self._header = True
+        self._tail = b""  # the last bytes seen: a boundary may straddle two chunks
+        self._seen = False
 
-    def write(self, batch: pa.RecordBatch) -> bytes:
-        times = pc.strftime(batch.column("event_time"), format=_ISO_FORMAT)
-        batch = batch.set_column(0, pa.field("event_time", pa.string()), times)
-        sink = io.BytesIO()
-        pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=self._header))
-        self._header = False
-        return sink.getvalue()
+    def count(self, chunk: bytes) -> int:
+        if not chunk:
+            return 0
+        text, self._tail, self._seen = self._tail + chunk, chunk[-2:], True
+        return text.count(b'\n"1') + text.count(b'\n"2')
 
-    def header(self) -> bytes:
-        return self.write(pa.RecordBatch.from_pylist([], SCHEMA)) if self._header else b""
-
-    def close(self) -> bytes:
-        return self.header()
-
-
-def warm_up() -> None:
-    """Load what Arrow's compute functions load on first use (~1 s: the time zone data),
-    at start-up rather than on the first export."""
-    CsvEncoder().write(pa.RecordBatch.from_pylist([], SCHEMA))
+    def finish(self) -> int:
+        return 1 if self._seen else 0
 
 
 class _Drain(io.RawIOBase):
@@ -167,59 +179,135 @@ def plan_windows(
     return windows
 
 
-def _windows(repo: Repository, scope: Scope, target_rows: int) -> Iterator[Scope]:
+def _windows(repo: Repository, scope: Scope | None, target_rows: int) -> Iterator[Scope]:
+    if scope is None:  # the range and the ownership do not meet: nothing to read
+        return
     counts = repo.row_counts(scope)
     for window in plan_windows(scope.span, counts, target_rows, target_rows // _RAMP):
         yield scope.within(window)
 
 
-def arrow_chunks(
-    repo: Repository, scope: Scope | None, access: Access, encoder: Encoder, target_rows: int
-) -> Generator[bytes, None, None]:
-    """Encoded bytes of every sample in the scope, window by window, batch by batch. Rows
-    are counted as their chunk is handed on (the access log counts what really left)."""
-    if isinstance(encoder, CsvEncoder):
-        yield encoder.header()  # the first byte, before any query
-    for part in _windows(repo, scope, target_rows) if scope else ():
-        with repo.export_batches(part) as batches:
-            for batch in batches:
-                chunk = encoder.write(batch.cast(SCHEMA))
-                access.rows += batch.num_rows
-                yield chunk
-                if access.stop:
-                    return
-    yield encoder.close()
+T = TypeVar("T")
+# What the export body is made of: bytes to send, and the rows they complete.
+Piece = tuple[bytes, int]
+Pieces = Generator[Piece, None, None]
+# Pieces read ahead of the client: ClickHouse and the client's connection work at once,
+# and no more than this waits in memory (64 KiB each for CSV and JSON Lines).
+_AHEAD = 8
 
 
-def json_line_chunks(
-    repo: Repository, scope: Scope | None, access: Access, target_rows: int
-) -> Generator[bytes, None, None]:
-    """JSON Lines as ClickHouse writes them, passed on as they arrive. One row per line
-    (JSON escapes newlines inside strings), so the lines sent are the rows sent."""
-    for part in _windows(repo, scope, target_rows) if scope else ():
-        with repo.export_json_lines(part) as chunks:
-            for chunk in chunks:
-                access.rows += chunk.count(b"\n")
-                yield chunk
-                if access.stop:
-                    return
+def _read_ahead(
+    open_window: Callable[[Scope], AbstractContextManager[Iterator[T]]], parts: Iterable[Scope]
+) -> Generator[Iterator[T], None, None]:
+    """Each window's stream, in order, the next window already asked for (in a thread of
+    its own) while this one is read: ClickHouse sorts the next window while this one is
+    sent, instead of the export waiting for each window's query in turn. At most two
+    windows are open; both are closed however the caller stops."""
+    with ThreadPoolExecutor(1, thread_name_prefix="export-ahead") as pool:
+
+        def enter(part: Scope) -> tuple[AbstractContextManager[Iterator[T]], Iterator[T]]:
+            window = open_window(part)
+            return window, window.__enter__()
+
+        upcoming = iter(parts)
+        first = next(upcoming, None)
+        current = pool.submit(enter, first) if first is not None else None
+        try:
+            while current is not None:
+                window, stream = current.result()
+                part = next(upcoming, None)
+                current = pool.submit(enter, part) if part is not None else None
+                try:
+                    yield stream
+                finally:
+                    window.__exit__(None, None, None)
+        finally:
+            if current is not None:  # stopped early: close the window asked for ahead
+                with contextlib.suppress(Exception):
+                    current.result()[0].__exit__(None, None, None)
 
 
-async def _drive(chunks: Generator[bytes, None, None], access: Access) -> AsyncIterator[bytes]:
-    """Each blocking step of `chunks` in a worker thread; stops when no one listens. On
-    cancellation (the client left) `finally` closes `chunks`, whose `with` blocks close
-    the ClickHouse response, so no further window is read."""
-    done = object()
-    try:
-        while not access.stop:
-            chunk = await run_in_threadpool(next, chunks, done)
-            if chunk is done:
+def parquet_pieces(repo: Repository, scope: Scope | None, access: Access, target: int) -> Pieces:
+    """Parquet of every sample in the scope: a row group per Arrow batch, window by window."""
+    encoder = ParquetEncoder()
+    for batches in _read_ahead(repo.export_batches, _windows(repo, scope, target)):
+        for batch in batches:
+            yield encoder.write(batch.cast(SCHEMA)), batch.num_rows
+            if access.stop:
                 return
-            assert isinstance(chunk, bytes)
+    yield encoder.close(), 0
+
+
+def text_pieces(
+    repo: Repository,
+    scope: Scope | None,
+    access: Access,
+    fmt: str,
+    rows: RowCounter,
+    target: int,
+    header: bytes = b"",
+) -> Pieces:
+    """Every sample in the scope in ClickHouse's output format `fmt` (`CSV`,
+    `JSONEachRow`), window by window, chunks passed on as they arrive."""
+    if header:
+        yield header, 0  # the first byte, before any query
+    for chunks in _read_ahead(partial(repo.export_text, fmt=fmt), _windows(repo, scope, target)):
+        for chunk in chunks:
+            yield chunk, rows.count(chunk)
+            if access.stop:
+                return
+    yield b"", rows.finish()
+
+
+def csv_file(repo: Repository, scope: Scope | None) -> tuple[bytes, int]:
+    """A whole CSV export in memory, and its rows (for a bounded range: the incident
+    report's files are written the way exports are)."""
+    pieces = list(
+        text_pieces(repo, scope, Access(""), "CSV", CsvRows(), _REPORT_WINDOW, CSV_HEADER)
+    )
+    return b"".join(chunk for chunk, _ in pieces), sum(rows for _, rows in pieces)
+
+
+async def _drive(pieces: Pieces, access: Access) -> AsyncIterator[bytes]:
+    """The body: `pieces` made by a thread of its own, up to `_AHEAD` ahead of the client.
+    A piece's rows are counted as it is handed on (the access log counts what really left).
+    When the client leaves, Starlette cancels this generator; `finally` sets `stop`, and
+    the thread, at its next piece, closes `pieces`, whose `with` blocks close the
+    ClickHouse response: no further window is read."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[Piece | BaseException | None] = asyncio.Queue()
+    room = threading.Semaphore(_AHEAD)
+
+    def hand_over(item: Piece | BaseException | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the server stopped
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+
+    def produce() -> None:
+        try:
+            for piece in pieces:
+                room.acquire()
+                if access.stop:
+                    return
+                hand_over(piece)
+        except Exception as e:  # noqa: BLE001 - raised where the body is sent
+            hand_over(e)
+        finally:
+            pieces.close()
+            hand_over(None)
+
+    threading.Thread(target=produce, name="export", daemon=True).start()
+    try:
+        while (item := await ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            room.release()
+            chunk, rows = item
+            access.rows += rows
             if chunk:
                 yield chunk
     finally:
-        chunks.close()
+        access.stop = True
+        room.release()  # a thread waiting for room sees the stop
 
 
 @router.get(
@@ -242,14 +330,15 @@ def export(
     scope = owned_scope(car, owner.owner_id, span, sel)
     target = svc.settings.query_export_window_rows
     repo, access = svc.repository, car.access
-    if fmt == "jsonl":
-        chunks = json_line_chunks(repo, scope, access, target)
+    if fmt == "csv":
+        pieces = text_pieces(repo, scope, access, "CSV", CsvRows(), target, CSV_HEADER)
+    elif fmt == "jsonl":
+        pieces = text_pieces(repo, scope, access, "JSONEachRow", JsonLineRows(), target)
     else:
-        encoder = CsvEncoder() if fmt == "csv" else ParquetEncoder()
-        chunks = arrow_chunks(repo, scope, access, encoder, target)
+        pieces = parquet_pieces(repo, scope, access, target)
     name = f"{car.vin}_{span.start:%Y%m%dT%H%M%SZ}_{span.end:%Y%m%dT%H%M%SZ}.{ext}"
     return StreamingResponse(
-        _drive(chunks, access),
+        _drive(pieces, access),
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -28,7 +28,7 @@ from fastapi import Query
 from fastapi.responses import Response
 
 from query.deps import Car, CurrentOwner, OwnedCar, Svc
-from query.export import SCHEMA, CsvEncoder
+from query.export import csv_file
 from query.models import iso
 from query.params import Selection, TimeRange, bad_request, selection, utc
 from query.repository import Repository, Scope
@@ -78,16 +78,6 @@ class Package:
         return out.getvalue()
 
 
-def _samples_csv(repo: Repository, scope: Scope) -> tuple[bytes, int]:
-    encoder, chunks, rows = CsvEncoder(), [], 0
-    with repo.export_batches(scope) as batches:
-        for batch in batches:
-            rows += batch.num_rows
-            chunks.append(encoder.write(batch.cast(SCHEMA)))
-    chunks.append(encoder.close())
-    return b"".join(chunks), rows
-
-
 def _events_csv(repo: Repository, scope: Scope) -> tuple[bytes, int]:
     rows = repo.events(scope, None, _EVENT_LIMIT)
     text = io.StringIO()
@@ -118,7 +108,7 @@ def build_report(
     package = Package()
     scope = owned_scope(car, owner, window, sel)
     for category in sel.categories:
-        data, rows = _samples_csv(repo, scope.only(category)) if scope else (b"", 0)
+        data, rows = csv_file(repo, scope.only(category) if scope else None)
         package.add(f"samples/{category}.csv", data, rows)
     data, rows = _events_csv(repo, scope) if scope else (b"", 0)
     package.add("events.csv", data, rows)

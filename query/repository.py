@@ -42,6 +42,9 @@ _ISO = "concat(replaceOne(toString({}), ' ', 'T'), 'Z')"
 _JSON = {"output_format_json_quote_64bit_integers": 0, "output_format_json_quote_denormals": 0}
 
 EXPORT_COLUMNS = ("event_time", "category", "signal", "value_num", "value_str", "seq", "quality")
+# The alias `event_time` of an ISO time must not hide the column in WHERE and ORDER BY; a
+# missing value is an empty CSV field (as a CSV reader expects), not ClickHouse's `\N`.
+EXPORT_SETTINGS = _JSON | {"prefer_column_name_to_alias": 1, "format_csv_null_representation": ""}
 # Exports are planned from row counts per bucket this long (see query/export.py).
 PLAN_BUCKET = timedelta(hours=1)
 
@@ -176,7 +179,11 @@ class Repository:
         )
         return [(datetime.fromtimestamp(int(at), UTC), int(n)) for at, n in rows]
 
-    def _export_sql(self, time_column: str) -> str:
+    @staticmethod
+    def export_sql(iso_time: bool = False) -> str:
+        """An export's SELECT; `iso_time`: the time as the API writes it, under its own name
+        (run it with `EXPORT_SETTINGS`)."""
+        time_column = f"{_ISO.format('event_time')} AS event_time" if iso_time else "event_time"
         columns = ", ".join((time_column, *EXPORT_COLUMNS[1:]))
         return (
             f"SELECT {columns} FROM samples FINAL "  # noqa: S608
@@ -186,7 +193,7 @@ class Repository:
     @contextmanager
     def export_batches(self, scope: Scope) -> Iterator[Iterator[pa.RecordBatch]]:
         """Arrow record batches of one time window, streamed as ClickHouse sends them."""
-        sql = self._export_sql("event_time")
+        sql = self.export_sql()
         try:
             stream = self.client.query_arrow_stream(sql, parameters=scope.params())
         except pa.ArrowInvalid:
@@ -198,13 +205,14 @@ class Repository:
             yield iter(s)
 
     @contextmanager
-    def export_json_lines(self, scope: Scope) -> Iterator[Iterator[bytes]]:
-        """The same rows as JSON lines written by ClickHouse, in chunks as they arrive."""
-        sql = self._export_sql(f"{_ISO.format('event_time')} AS event_time")
-        # The alias `event_time` must not hide the column in WHERE and ORDER BY.
-        settings = _JSON | {"prefer_column_name_to_alias": 1}
+    def export_text(self, scope: Scope, fmt: str) -> Iterator[Iterator[bytes]]:
+        """The same rows as ClickHouse writes them in `fmt` (`CSV`, `JSONEachRow`), in
+        chunks as they arrive."""
         response: Any = self.client.raw_stream(
-            sql, parameters=scope.params(), fmt="JSONEachRow", settings=settings
+            self.export_sql(iso_time=True),
+            parameters=scope.params(),
+            fmt=fmt,
+            settings=EXPORT_SETTINGS,
         )
         try:
             yield response.stream(1 << 16)

@@ -105,13 +105,13 @@ def test_an_export_reads_only_windows_that_hold_rows(
 ) -> None:
     repo = world.app.state.services.repository
     windows: list[tuple[datetime, datetime]] = []
-    original = repo.export_batches
+    original = repo.export_text
 
-    def spy(scope: Any) -> Any:
+    def spy(scope: Any, fmt: str) -> Any:
         windows.append((scope.span.start, scope.span.end))
-        return original(scope)
+        return original(scope, fmt)
 
-    monkeypatch.setattr(repo, "export_batches", spy)
+    monkeypatch.setattr(repo, "export_text", spy)
     monkeypatch.setattr(world.settings, "query_export_window_rows", 500)
     a_quarter = {"from": (T0 - timedelta(days=80)).isoformat(), "to": END.isoformat()}
     rows = list(csv.DictReader(io.StringIO(_export(world, "csv", **a_quarter).decode())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from query.access_log import AccessLogWriter, Entry
-from query.export import SCHEMA, CsvEncoder, ParquetEncoder, plan_windows
+from query.export import (
+    CSV_HEADER,
+    SCHEMA,
+    CsvRows,
+    JsonLineRows,
+    ParquetEncoder,
+    plan_windows,
+)
 from query.params import TimeRange
 from query.report import Package
 
@@ -42,27 +50,48 @@ def _batch(start: int, n: int) -> pa.RecordBatch:
     )
 
 
-def _encode(encoder: CsvEncoder | ParquetEncoder) -> bytes:
+def test_parquet_streams_batches_into_one_readable_file() -> None:
+    encoder = ParquetEncoder()
     parts = [encoder.write(_batch(0, 3)), encoder.write(_batch(3, 2)), encoder.close()]
-    return b"".join(parts)
-
-
-def test_encoders_stream_batches_into_one_readable_file() -> None:
-    rows = list(csv.DictReader(io.StringIO(_encode(CsvEncoder()).decode())))
-    assert [int(r["seq"]) for r in rows] == [0, 1, 2, 3, 4]
-    table = pq.read_table(io.BytesIO(_encode(ParquetEncoder())))
+    table = pq.read_table(io.BytesIO(b"".join(parts)))
     assert table.column("seq").to_pylist() == [0, 1, 2, 3, 4]
     assert table.num_rows == 5
 
 
-def test_csv_writes_times_as_the_rest_of_the_api_does() -> None:
-    encoder = CsvEncoder()
-    head = encoder.header()
-    assert head == b'"event_time","category","signal","value_num","value_str","seq","quality"\n'
-    assert encoder.header() == b"" and encoder.close() == b""  # the header goes out once
-    rows = list(csv.reader(io.StringIO((head + encoder.write(_batch(4, 1))).decode())))
-    assert rows[1][0] == "2026-05-01T00:00:04.000Z"
-    assert rows[1][4] == ""  # no string value: an empty field
+# ClickHouse's CSV as an export asks for it: a quoted ISO time first, strings quoted with
+# `"` doubled inside, a missing value an empty field.
+CSV_ROWS = [
+    b'"2026-05-01T00:00:00.000Z","driving","Vehicle.Speed",50.5,,1,0\n',
+    b'"2026-05-01T00:00:00.000Z","diagnostics","Vehicle.Diagnostics.DTCList",,"P0420\n'
+    b'""20 ""quoted""\n2",2,0\n',  # a value with newlines, quotes and digits in it
+    b'"2026-05-01T00:00:01.000Z","driving","Vehicle.Speed",51,,3,0\n',
+    b'"2301-01-01T00:00:00.000Z","driving","Vehicle.Speed",,"",4,0\n',
+]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=20))
+def test_csv_rows_are_counted_as_the_chunks_that_complete_them_leave(cuts: list[int]) -> None:
+    data = b"".join(CSV_ROWS)
+    assert len(list(csv.reader(io.StringIO(data.decode())))) == 4  # what a CSV reader sees
+    ends = list(itertools.accumulate(len(row) for row in CSV_ROWS))
+    counter, seen, at = CsvRows(), 0, 0
+    for size in cuts:  # chunks cut anywhere, even inside a boundary
+        chunk, at = data[at : at + size], at + size
+        seen += counter.count(chunk)
+        complete = sum(end <= at for end in ends)
+        # Never a row before its end has left; a row is known complete when the next one
+        # begins, so the count may be one behind.
+        assert complete - 1 <= seen <= complete
+    seen += counter.count(data[at:]) + counter.finish()
+    assert seen == 4
+    assert CsvRows().finish() == 0  # nothing sent: no rows
+
+
+def test_the_csv_header_names_the_export_columns() -> None:
+    assert (
+        CSV_HEADER == b'"event_time","category","signal","value_num","value_str","seq","quality"\n'
+    )
+    assert JsonLineRows().count(b'{"a":"x\\ny"}\n{"a":2}\n{"a"') == 2
 
 
 H = timedelta(hours=1)

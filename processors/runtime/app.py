@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 import faust
@@ -14,12 +15,13 @@ from faust.web import Request, Response, View
 
 from processors.batch.consent import ConsentBook, Rules
 from processors.batch.crash import CrashPoint
+from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.dedupe import DuplicateTracker
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
 from processors.batch.ownership import OwnershipBook
 from processors.batch.pipeline import Pipeline
-from processors.batch.records import RawRecord
+from processors.batch.records import RawRecord, Rejection
 from processors.batch.retry import Backoff, retrying
 from processors.batch.tag import Tagger
 from processors.batch.validate import Limits, Validator
@@ -30,7 +32,7 @@ from processors.writers.clickhouse import ClickHouseSink
 from processors.writers.deadletters import DeadLetterProducer
 from schemas.catalog import load_catalog
 from schemas.codec import consent_codec, ownership_codec, telemetry_codec
-from schemas.tables import CONSENT_DECISIONS, OWNERSHIP_INTERVALS
+from schemas.tables import CONSENT_DECISIONS, DEAD_LETTERS, OWNERSHIP_INTERVALS
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -56,12 +58,22 @@ class Worker:
         self.dlq = DeadLetterProducer(settings.kafka_bootstrap, settings.topic_dlq)
         bootstrap = settings.kafka_bootstrap
         self.reader = BookReader(
-            bootstrap, settings.topic_ownership, self.book, ownership_codec(), "ownership"
+            bootstrap,
+            settings.topic_ownership,
+            self.book,
+            ownership_codec(),
+            "ownership",
+            lambda rejections: self.dead_letter(rejections, self.interval_sink),
         )
         rules = Rules(catalog, settings.consent_coarse_grid_degrees)
         self.consent = ConsentBook(rules, self.book)
         self.consent_reader = BookReader(
-            bootstrap, settings.topic_consent, self.consent, consent_codec(), "consent"
+            bootstrap,
+            settings.topic_consent,
+            self.consent,
+            consent_codec(),
+            "consent",
+            lambda rejections: self.dead_letter(rejections, self.consent_sink),
         )
         # A third sink: the consent task's inserts run in a thread of their own too.
         self.consent_sink = ClickHouseSink(clickhouse_client(settings, database), database)
@@ -86,6 +98,18 @@ class Worker:
             self.backoff,
             CrashPoint(settings.process_crash_after_inserts, settings.process_crash_point),
         )
+
+    async def dead_letter(self, rejections: list[Rejection], sink: ClickHouseSink) -> None:
+        """A book event that cannot be read goes where a bad frame goes: the dead-letter
+        topic and table, with its reason (`sink` is the reading task's own)."""
+        envelopes = encode_envelopes(rejections, int(time.time() * 1000))
+        failed = self.pipeline.record_failure
+        await retrying("dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed)
+        # No token: a dead letter is replaced by its source coordinates, so resending is harmless.
+        sink.add(DEAD_LETTERS, dead_letter_columns(rejections))
+        await retrying("dead_letters insert", lambda: sink.flush(None), self.backoff, failed)
+        for rejection in rejections:
+            self.metrics.dead_letters.labels(str(rejection.reason)).inc()
 
     async def write_intervals(self, vins: list[str]) -> None:
         self.metrics.ownership_vins.set(len(self.book))

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from processors.batch.records import RawRecord, Rejection
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
+from schemas.vin import validate_vin
 
 log = logging.getLogger("vdp.books")
 
@@ -38,8 +40,19 @@ class Book(Protocol):
         """Merge one event; returns its VIN."""
 
 
+Rejected = Callable[[list[Rejection]], Awaitable[None]]
+
+
 class BookReader:
-    def __init__(self, bootstrap: str, topic: str, book: Book, codec: AvroCodec, name: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        book: Book,
+        codec: AvroCodec,
+        name: str,
+        rejected: Rejected | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.book = book
@@ -47,6 +60,7 @@ class BookReader:
         self.name = name
         self.ready = asyncio.Event()
         self.rejected = 0
+        self._on_rejected = rejected
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
 
@@ -77,17 +91,26 @@ class BookReader:
         while True:
             fetched = await consumer.getmany(timeout_ms=200, max_records=10_000)
             changed: list[str] = []
+            rejections: list[Rejection] = []
             for tp, messages in fetched.items():
                 for m in messages:
                     if m.value is None:
                         continue  # a tombstone: the car's history is kept (audit)
                     try:
                         event = self.codec.decode(m.value)
+                        validate_vin(event.get("vin"))
                     except ContractError as e:
                         self.rejected += 1
                         log.warning("%s %s@%d rejected: %s", self.name, tp, m.offset, e)
+                        record = RawRecord(
+                            m.key, m.value, tp.topic, tp.partition, m.offset, m.timestamp
+                        )
+                        rejections.append(Rejection(record, e.reason, e.detail))
                         continue
                     changed.append(self.book.apply(event, tp.partition, m.offset))
+            if rejections and self._on_rejected is not None:
+                # Dead-lettered before the book moves on: a bad event is never only logged.
+                await self._on_rejected(rejections)
             if changed:
                 result = on_changed(sorted(set(changed)))
                 if asyncio.iscoroutine(result):

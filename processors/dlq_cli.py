@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.errors import ReasonCode
@@ -98,37 +100,75 @@ def show_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def replay_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka import Producer
-
     client = clickhouse_client(settings, settings.clickhouse_database)
     params = {"reason": args.reason or ""}
+    where = "WHERE ({reason:String} = '' OR reason = {reason:String})"
     try:
-        rows = client.query(
-            "SELECT vin, original FROM dead_letters FINAL "
-            "WHERE ({reason:String} = '' OR reason = {reason:String}) "
+        total = int(
+            client.query(
+                f"SELECT count() FROM dead_letters FINAL {where}",  # noqa: S608 - constant
+                parameters=params,
+            ).result_rows[0][0]
+        )
+        if args.dry_run:
+            print(f"would replay {total} dead letters to {settings.topic_raw}")
+            return 0
+        # Streamed in blocks: a replay of millions holds one block, not the whole table.
+        with client.query_row_block_stream(
+            f"SELECT vin, original FROM dead_letters FINAL {where} "  # noqa: S608 - constant
             "ORDER BY source_topic, source_partition, source_offset",
             parameters=params,
             query_formats={"String": "bytes"},
-        ).result_rows
+        ) as blocks:
+            return replay(blocks, total, settings.kafka_bootstrap, settings.topic_raw)
     finally:
         client.close()
-    if args.dry_run:
-        print(f"would replay {len(rows)} dead letters to {settings.topic_raw}")
-        return 0
+
+
+Rows = Iterable[Sequence[Sequence[Any]]]
+
+
+def replay(blocks: Rows, total: int, bootstrap: str, topic: str, queue: int = 100_000) -> int:
+    """Send `(vin, original)` rows to `topic`, waiting whenever the local queue (`queue`
+    messages) is full; prints progress and what was delivered; the exit code."""
+    from confluent_kafka import KafkaError, Message, Producer
+
     failed: list[str] = []
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
-    for vin, original in rows:
-        key = vin.decode() if isinstance(vin, bytes) else vin
-        producer.produce(
-            settings.topic_raw,
-            original,
-            key.encode() if key else None,
-            on_delivery=lambda err, _m: failed.append(str(err)) if err else None,
-        )
-        producer.poll(0)
+
+    def done(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            failed.append(err.name())
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": queue,
+        }
+    )
+    sent, shown = 0, time.monotonic()
+    for block in blocks:
+        for vin, original in block:
+            key = vin.decode() if isinstance(vin, bytes) else vin
+            while True:
+                try:
+                    producer.produce(
+                        topic, original, key.encode() if key else None, on_delivery=done
+                    )
+                    break
+                except BufferError:
+                    # The local queue is full: let the broker take some before sending more.
+                    producer.poll(0.1)
+            producer.poll(0)
+            sent += 1
+            if time.monotonic() - shown >= 2.0:
+                shown = time.monotonic()
+                print(f"replaying: {sent:,} of {total:,} sent", file=sys.stderr, flush=True)
     left = producer.flush(60.0)
-    print(f"replayed {len(rows) - len(failed) - left} of {len(rows)} to {settings.topic_raw}")
+    delivered = sent - len(failed) - left
+    print(f"replayed {delivered:,} of {total:,} dead letters to {topic}")
     if failed or left:
-        print(f"{len(failed)} failed, {left} not delivered", file=sys.stderr)
+        reasons = ", ".join(sorted(set(failed)))
+        print(f"{len(failed)} failed ({reasons or '-'}), {left} not delivered", file=sys.stderr)
         return 1
     return 0

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from tests.conftest import REPO
@@ -77,3 +78,25 @@ def test_dlq_show_lists_by_reason_and_replay_resubmits_the_original_bytes(
         assert dead("out_of_range") == sum(
             1 for b in manifest["bad"] if b["reason"] == "out_of_range"
         )
+
+
+def test_replay_waits_out_a_full_local_queue_and_reports_every_delivery(
+    kafka_bootstrap: str, new_topic: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from processors.dlq_cli import replay
+
+    topic = new_topic("replay", partitions=1)
+    total = 20_000
+    blocks = [[(b"LSVAU2180N2183294", i.to_bytes(4, "big") * 64) for i in range(n, n + 1000)]
+              for n in range(0, total, 1000)]  # fmt: skip
+    # A local queue of 500 messages: without waiting it out, produce() raises BufferError.
+    assert replay(blocks, total, kafka_bootstrap, topic, queue=500) == 0
+    assert f"replayed {total:,} of {total:,}" in capsys.readouterr().out
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "replay-check"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    assert high - low == total

@@ -50,7 +50,7 @@ def _register_process(sub: Any) -> None:
             "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
             "frames and time the processor (N workers) until ClickHouse holds every sample, "
             "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
-            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.5)."
+            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.7)."
         ),
     )
     _fleet_arguments(bench, seconds="simulated seconds of burst")

@@ -112,17 +112,24 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
         return _simulate_sharded(args, settings, config)
     simulator = Simulator(config)
     sink: Sink = FileSink(args.dry_run) if args.dry_run else Publisher(settings.kafka_bootstrap)
-    topics = Topics(settings.topic_raw, settings.topic_ownership)
+    topics = Topics(settings.topic_raw, settings.topic_ownership, settings.topic_consent)
     manifest = None
     if args.manifest:
         run = {
             **{k: getattr(config, k) for k in ("cars", "hz", "duration_s", "seed", "start_ms")},
             "sold_share": config.sold_share,
             "bad_rate": args.bad_rate,
-            "topics": {"raw": topics.raw, "ownership": topics.ownership},
+            "topics": {"raw": topics.raw, "ownership": topics.ownership, "consent": topics.consent},
             "target": str(args.dry_run) if args.dry_run else settings.kafka_bootstrap,
         }
-        manifest = ManifestBuilder(catalog, simulator.timelines, run, args.manifest_frames)
+        manifest = ManifestBuilder(
+            catalog,
+            simulator.timelines,
+            run,
+            args.manifest_frames,
+            consents=simulator.consents,
+            coarse_grid=settings.consent_coarse_grid_degrees,
+        )
     progress = Progress()
     pace = _pacer(start) if args.realtime else None
     counts = publish_run(
@@ -154,7 +161,7 @@ def _simulate_sharded(args: argparse.Namespace, settings: Settings, config: Flee
     from producers.publish.run import Topics
     from producers.publish.shards import Shard, run_sharded
 
-    topics = Topics(settings.topic_raw, settings.topic_ownership)
+    topics = Topics(settings.topic_raw, settings.topic_ownership, settings.topic_consent)
     shards = [
         Shard(k, args.processes, settings.kafka_bootstrap, topics, config, args.bad_rate)
         for k in range(args.processes)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from producers.publish.faults import EXPECTED_REASON, BadRecord, Outgoing
-from producers.sim.fleet import OwnershipPeriod, owner_at
-from schemas.catalog import Catalog
+from producers.sim.fleet import ConsentDecision, OwnershipPeriod, owner_at
+from schemas.catalog import Catalog, to_grid
 
 FORMAT = "vdp-manifest/1"
 NO_OWNER = ""  # JSON keys are strings: samples taken while no one owned the car
@@ -54,6 +54,7 @@ class _CarTotals:
     first_event_time: int | None = None
     last_event_time: int | None = None
     by_owner: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    not_collected: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(
         self, seq: int, event_time: int, owner: str, per_category: dict[str, list[int]]
@@ -82,9 +83,17 @@ class ManifestBuilder:
         timelines: Mapping[str, list[OwnershipPeriod]],
         run: Mapping[str, Any],
         frames: bool = False,
+        consents: Mapping[str, list[ConsentDecision]] | None = None,
+        coarse_grid: float = 0.01,
     ) -> None:
+        """With `consents`, `by_owner` counts only what the processors must store under them
+        (the catalog defaults, grants at their time, coarse location rounded to
+        `coarse_grid`) and `not_collected` what they must count instead; without, every
+        sample (a run that publishes no consent events and is not processed with them)."""
         self.catalog = catalog
         self.timelines = timelines
+        self.consents = consents
+        self.coarse_grid = coarse_grid
         self.run = dict(run)
         self.keep_frames = frames
         self.cars = {vin: _CarTotals() for vin in timelines}
@@ -114,9 +123,23 @@ class ManifestBuilder:
         owner = owner_at(self.timelines[vin], event_time) or NO_OWNER
         per_category: dict[str, list[int]] = {}
         total = 0
+        modes: dict[str, str] = {}
         for signal, value in frame.samples():
             if signal in out.rejected:
                 continue
+            if self.consents is not None:
+                category = self.catalog[signal].category
+                mode = modes.get(category) or modes.setdefault(
+                    category, self._mode(vin, owner, category, event_time)
+                )
+                if mode == "off":
+                    counted = self.cars[vin].not_collected.setdefault(owner, {})
+                    counted[category] = counted.get(category, 0) + 1
+                    continue
+                if mode == "coarse":
+                    if signal not in self.catalog.categories[category].coarse_grid:
+                        continue
+                    value = to_grid(value, self.coarse_grid)
             checksum = sample_checksum(signal, value)
             totals = per_category.setdefault(self.catalog[signal].category, [0, 0])
             totals[0] += 1
@@ -126,6 +149,23 @@ class ManifestBuilder:
         if self.keep_frames:
             count = sum(c for c, _ in per_category.values())
             self.frames.append([vin, seq, event_time, count, total & _MASK, partition, offset])
+
+    def _mode(self, vin: str, owner: str, category: str, time_ms: int) -> str:
+        """The consent mode of `category` at `time_ms`: the owner's latest decision begun
+        by then unless it was a grant that has expired, else the catalog default."""
+        default = "on" if self.catalog.categories[category].collected_by_default else "off"
+        begun = [
+            d
+            for d in (self.consents or {}).get(vin, [])
+            if owner and d.owner_id == owner and d.category == category
+            and d.effective_from <= time_ms
+        ]  # fmt: skip
+        if not begun:
+            return default
+        latest = max(begun, key=lambda d: (d.effective_from, d.recorded_at, d.id))
+        if latest.mode != "off" and latest.expires_at is not None and time_ms >= latest.expires_at:
+            return default
+        return latest.mode
 
     def failed_delivery(self, what: str, vin: str, seq: int | None, error: str) -> None:
         self.failed.append({"what": what, "vin": vin, "seq": seq, "error": error})
@@ -147,12 +187,16 @@ class ManifestBuilder:
                         for category, (n, checksum) in sorted(categories.items())
                     }
                     for owner, categories in t.by_owner.items()
+                    if categories
                 },
+                "consents": [d.record() for d in (self.consents or {}).get(vin, [])],
+                "not_collected": t.not_collected,
             }
         record_bad = [b for b in self.bad if b["scope"] == "record"]
         return {
             "format": FORMAT,
             "run": self.run,
+            "consents": None if self.consents is None else {"coarse_grid": self.coarse_grid},
             "expected_reasons": {kind: str(reason) for kind, reason in EXPECTED_REASON.items()},
             "totals": {
                 "frames": sum(t.frames for t in self.cars.values()),

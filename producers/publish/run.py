@@ -14,8 +14,9 @@ from producers.publish.faults import FaultInjector, Outgoing
 from producers.publish.manifest import ManifestBuilder
 from producers.publish.publisher import OnDelivery, Sink
 from producers.publish.wire import FrameWriter
+from producers.sim.fleet import consent_records
 from producers.sim.simulator import FrameBatch, Simulator
-from schemas.codec import AvroCodec, ownership_codec
+from schemas.codec import AvroCodec, consent_codec, ownership_codec
 
 PROGRESS_EVERY = 2_000  # messages between progress callbacks
 # Frames encoded and handed to the producer at a time. A tick's plain frames (~700 for
@@ -29,6 +30,7 @@ BULK_PART = 256
 class Topics:
     raw: str
     ownership: str
+    consent: str = ""  # empty: the run publishes no consent events
 
 
 @dataclass
@@ -39,6 +41,7 @@ class RunCounts:
     samples: int = 0  # samples in those frames, rejected ones included
     bad: int = 0  # messages sent that are bad as a whole, or carry a bad sample
     ownership: int = 0
+    consent: int = 0
     messages: int = 0
 
 
@@ -63,9 +66,12 @@ def publish_run(
     # into what to send, and the manifest learns what each delivered message carries.
     writer = FrameWriter(injector.codec, simulator.vins, simulator.firmware)
     plain = manifest is None and injector.passes
+    consents = _consent_schedule(simulator, topics)
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)
+        while consents and consents[-1][0] <= item.time_ms:
+            _send_consent(consents.pop(), sink, topics.consent, manifest, counts)
         if isinstance(item, FrameBatch):
             cars, seqs, signals = item.cars, item.seqs, item.signals
             for first in range(0, len(cars), BULK_PART):
@@ -93,6 +99,43 @@ def publish_run(
             if stop is not None and stop():
                 break
     return counts
+
+
+def _consent_schedule(simulator: Simulator, topics: Topics) -> list[tuple[int, str, bytes]]:
+    """(time, VIN, encoded event) of every consent event of the run, latest first (popped
+    from the end): each goes out before the first frame at or after its time, so a decision
+    reaches the broker before the samples it applies to."""
+    if not topics.consent:
+        return []
+    codec = consent_codec()
+    events = [
+        (t, vin, codec.encode(record))
+        for vin, decisions in simulator.consents.items()
+        for t, record in consent_records(vin, decisions)
+    ]
+    return sorted(events, key=lambda e: (e[0], e[1]), reverse=True)
+
+
+def _send_consent(
+    event: tuple[int, str, bytes],
+    sink: Sink,
+    topic: str,
+    manifest: ManifestBuilder | None,
+    counts: RunCounts,
+) -> None:
+    _, vin, value = event
+    callback = _failure_callback(manifest, "consent", vin) if manifest else None
+    sink.send(topic, vin.encode(), value, callback)
+    counts.consent += 1
+    counts.messages += 1
+
+
+def _failure_callback(manifest: ManifestBuilder, what: str, vin: str) -> OnDelivery:
+    def done(error: str | None, partition: int, offset: int) -> None:
+        if error is not None:
+            manifest.failed_delivery(what, vin, None, error)
+
+    return done
 
 
 def _send_frames(

@@ -1,4 +1,5 @@
-"""The fleet a run simulates: its configuration, its cars, and who owns each car when.
+"""The fleet a run simulates: its configuration, its cars, who owns each car when, and
+what each owner consented to.
 
 Everything is derived from the seed with one `random.Random` per car and purpose, so a
 car's trips do not change when the fleet grows or the share of sold cars changes.
@@ -122,3 +123,78 @@ def owner_at(timeline: list[OwnershipPeriod], time_ms: int) -> str | None:
             break
         owner = period.owner_id
     return owner
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    """One owner's decision about one data category of a car (see schemas/avro/consent_event)."""
+
+    id: str
+    owner_id: str
+    category: str
+    mode: str  # off | on | precise | coarse
+    effective_from: int  # ms, inclusive
+    expires_at: int | None  # ms, exclusive; None for off
+    recorded_at: int
+
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "owner_id": self.owner_id, "category": self.category,
+                "mode": self.mode, "effective_from": self.effective_from,
+                "expires_at": self.expires_at, "recorded_at": self.recorded_at}  # fmt: skip
+
+
+def consent_timeline(
+    config: FleetConfig, index: int, timeline: list[OwnershipPeriod]
+) -> list[ConsentDecision]:
+    """Each owner's consent decisions about car `index`, oldest first.
+
+    At the start of their ownership (or, for an owner of long standing, at their last
+    renewal before the run) an owner grants location precise (40 %), coarse (30 %) or not
+    at all, cabin data (30 %) and exterior camera data (40 %), each for 180 to 365 days.
+    During the run a few change their mind: a location grant withdrawn (10 %), a precise
+    one given (10 % of those without), a grant that runs out (5 %). A `random.Random` of
+    its own per car, so frames and ownership do not change.
+    """
+    rng = random.Random(f"{config.seed}/consent/{index}")  # noqa: S311 (simulation)
+    made: list[tuple[str, str, str, int, int | None]] = []  # owner, category, mode, from, to
+    span = config.end_ms - config.start_ms
+    ends = [p.effective_from for p in timeline[1:]] + [None]
+    for period, end in zip(timeline, ends, strict=True):
+        owner = period.owner_id
+        if owner is None:
+            continue
+        begun = max(period.effective_from, config.start_ms - rng.randrange(DAY_MS, 170 * DAY_MS))
+        lasts = rng.randrange(180, 366) * DAY_MS
+        roll = rng.random()
+        location = "precise" if roll < 0.4 else "coarse" if roll < 0.7 else None
+        change, at_share = rng.random(), rng.uniform(0.3, 0.7)
+        at = max(begun + 1, config.start_ms + int(span * at_share))
+        if end is not None:
+            at = min(at, end - 1)
+        if location is not None:
+            runs_out = 0.20 <= change < 0.25 and at > begun
+            made.append((owner, "location", location, begun, at if runs_out else begun + lasts))
+        if rng.random() < 0.3:
+            made.append((owner, "cabin", "on", begun, begun + lasts))
+        if rng.random() < 0.4:
+            made.append((owner, "adas_camera", "on", begun, begun + lasts))
+        if change < 0.10 and location is not None and at > begun:
+            made.append((owner, "location", "off", at, None))
+        elif change < 0.20 and location is None and at > begun:
+            made.append((owner, "location", "precise", at, at + 365 * DAY_MS))
+    decisions = [
+        ConsentDecision(f"sim-{index}-{i}", owner, category, mode, start, until, start)
+        for i, (owner, category, mode, start, until) in enumerate(made)
+    ]
+    return sorted(decisions, key=lambda d: (d.recorded_at, d.id))
+
+
+def consent_records(vin: str, decisions: list[ConsentDecision]) -> list[tuple[int, dict[str, Any]]]:
+    """(send time, consent-event record) per moment a decision is made; each event carries
+    every decision made by then (the compacted topic keeps only the latest)."""
+    moments = sorted({d.recorded_at for d in decisions})
+    return [
+        (t, {"vin": vin, "recorded_at": t, "deletions": [],
+             "decisions": [d.record() for d in decisions if d.recorded_at <= t]})
+        for t in moments
+    ]  # fmt: skip

@@ -18,8 +18,10 @@ import numpy as np
 from producers.sim import frames
 from producers.sim.fleet import (
     FIRMWARE_VERSIONS,
+    ConsentDecision,
     FleetConfig,
     OwnershipPeriod,
+    consent_timeline,
     make_car,
     ownership_records,
     ownership_timeline,
@@ -76,6 +78,10 @@ class Simulator:
         self._cars = [make_car(config, i) for i in indexes]
         self.timelines: dict[str, list[OwnershipPeriod]] = {
             car.vin: ownership_timeline(config, i)
+            for i, car in zip(indexes, self._cars, strict=True)
+        }
+        self.consents: dict[str, list[ConsentDecision]] = {
+            car.vin: consent_timeline(config, i, self.timelines[car.vin])
             for i, car in zip(indexes, self._cars, strict=True)
         }
         # A car's phase spreads the fleet's once-a-second groups over the second.

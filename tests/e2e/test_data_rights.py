@@ -1,7 +1,9 @@
 """Owner data rights with real processes: consent decisions on the consent topic, a real
 worker, ClickHouse and `vdp serve` over HTTP, checked against what the simulator sent.
 
-One fleet, four unsold cars and at least one sold one: A has no consent (no location rows,
+`test_the_simulated_fleets_consents…`: the simulator's own consents against its
+manifest. `test_consent_and_deletion_end_to_end`: one fleet with this test's consents,
+four unsold cars and at least one sold one: A has no consent (no location rows,
 and the right not-collected count), B a precise location grant from T until it expires,
 C a coarse grant withdrawn mid-run. Then a deletion request for A's driving data over a
 range leaves nothing in series, export, events, coverage or daily stats, its receipt
@@ -35,6 +37,7 @@ from schemas.codec import consent_codec
 from tests.e2e.harness import iso, query_server
 from tests.integration.test_pipeline_harness import (
     Setup,
+    assert_matches_manifest,
     expected_samples,
     publish,
     stored_count,
@@ -131,15 +134,23 @@ def test_consent_and_deletion_end_to_end(
             ],
         },
     )
-    manifest = publish(
-        setup, cars=6, duration_s=DURATION_S, bad_rate=0.0, seed=20, sold_share=0.4, start_ms=start
-    )
+    # This test's own consents, not the simulator's: each case exactly where it wants it.
+    manifest = publish(setup, cars=6, duration_s=DURATION_S, bad_rate=0.0, seed=20,
+                       sold_share=0.4, start_ms=start, consents=False)  # fmt: skip
     want_b = [s for s in sent[b] if t_grant <= s[0] < t_expiry]
     want_c = [s for s in sent[c] if s[0] < t_withdraw and s[1] in (LAT, LON)]
     want_total = expected_samples(manifest) + len(want_b) + len(want_c)
     log = tmp_path / "worker.log"
+    a_refused = (
+        "SELECT sum(samples) FROM not_collected FINAL "
+        "WHERE vin = {v:String} AND category = 'location'"
+    )
     with worker(setup, log) as proc:
         wait_stored(clickhouse_client, want_total, proc, log, 150)
+        # The counts are the batch's last insert: stopping the worker before it would
+        # leave the batch unacked (redone by the next worker), and this test has none.
+        wait_until(lambda: rows(clickhouse_client, a_refused, v=a)[0][0] == len(sent[a]), 60,
+                   lambda: "the not-collected counts")  # fmt: skip
 
     def location(vin: str) -> list[Any]:
         return rows(
@@ -311,3 +322,39 @@ def _consumed(port: int) -> float:
         return 0.0
     found = re.search(r"^vdp_process_records_in_total (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def test_the_simulated_fleets_consents_decide_what_is_stored_and_counted(
+    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path
+) -> None:
+    """The simulator's own consents (published on the consent topic and recorded in the
+    manifest): every car and owner's stored groups, coarse location rounded, match the
+    manifest, and so do the not-collected counts."""
+    setup = pipeline()
+    manifest = publish(setup, cars=12, duration_s=90, bad_rate=0.02, seed=5, sold_share=0.3)
+    modes = {d["mode"] for car in manifest["cars"].values() for d in car["consents"]}
+    assert {"precise", "coarse", "off"} <= modes, modes  # the fleet has each case
+    assert any(not car["consents"] for car in manifest["cars"].values()) or any(
+        not any(d["category"] == "location" for d in car["consents"])
+        for car in manifest["cars"].values()
+    )
+    log = tmp_path / "worker.log"
+    want = {
+        (vin, owner, category): n
+        for vin, car in manifest["cars"].items()
+        for owner, categories in car["not_collected"].items()
+        for category, n in categories.items()
+    }
+
+    def counted() -> dict[tuple[str, str, str], int]:
+        found = rows(
+            clickhouse_client,
+            "SELECT vin, owner_id, category, sum(samples) FROM not_collected FINAL "
+            "GROUP BY vin, owner_id, category",
+        )
+        return {(v, o, c): int(n) for v, o, c, n in found}
+
+    with worker(setup, log) as proc:
+        wait_stored(clickhouse_client, expected_samples(manifest), proc, log, 150)
+        wait_until(lambda: counted() == want, 60, lambda: f"not-collected counts {counted()}")
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)

@@ -106,10 +106,14 @@ def publish(
     start_ms: int | None = None,
     kinds: tuple[str, ...] | None = None,
     publisher: Publisher | None = None,
+    consents: bool = True,
 ) -> dict[str, Any]:
     """Publish a simulated fleet (event times just before now) and return its manifest.
 
-    `publisher`: one the caller made, to watch its delivery counts while this runs."""
+    `publisher`: one the caller made, to watch its delivery counts while this runs.
+    `consents`: the simulator's consent events too, on the test's consent topic (the
+    manifest then counts what must be stored under them); without, only the catalog
+    defaults hold."""
     start = start_ms if start_ms is not None else int(time.time() * 1000) - int(duration_s * 1000)
     config = FleetConfig(
         cars=cars, hz=1, duration_s=duration_s, seed=seed, start_ms=start, sold_share=sold_share
@@ -118,9 +122,11 @@ def publish(
     extra = {"kinds": kinds} if kinds else {}
     injector = FaultInjector(telemetry_codec(), catalog, bad_rate, seed, **extra)
     simulator = Simulator(config)
-    manifest = ManifestBuilder(catalog, simulator.timelines, {"seed": seed})
+    given = simulator.consents if consents else None
+    manifest = ManifestBuilder(catalog, simulator.timelines, {"seed": seed}, consents=given)
+    topics = Topics(setup.raw, setup.ownership, setup.consent if consents else "")
     publisher = publisher or Publisher(setup.bootstrap)
-    publish_run(simulator, publisher, Topics(setup.raw, setup.ownership), injector, manifest)
+    publish_run(simulator, publisher, topics, injector, manifest)
     stats = publisher.close(60.0)
     assert stats.failed == 0 and stats.pending == 0, stats.as_dict()
     return stored_by_default(manifest.to_dict(stats.as_dict()))
@@ -128,9 +134,9 @@ def publish(
 
 def stored_by_default(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest with only the categories collected by default in `by_owner`: what the
-    processors store of a fleet that published no consent (issue 15). A manifest that
-    knows its fleet's consents (`consents`) already counts only what must be stored."""
-    if "consents" in manifest:
+    processors store of a fleet that published no consent. A manifest that knows its
+    fleet's consents (`consents`) already counts only what must be stored."""
+    if manifest.get("consents") is not None:
         return manifest
     categories = load_catalog().categories
     for car in manifest["cars"].values():

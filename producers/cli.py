@@ -52,6 +52,13 @@ def register(sub: Any) -> None:
     sim.add_argument(
         "--sold-share", type=float, default=0.1, help="share of cars sold mid-run (default 0.1)"
     )
+    sim.add_argument(
+        "--changes-within",
+        type=float,
+        metavar="SECONDS",
+        help="sales and consent changes within the run's first SECONDS (default: anywhere in "
+        "the run); vdp demo uses it to show them within minutes",
+    )
     sim.add_argument("--manifest", type=Path, help="write a JSON manifest of what was sent")
     sim.add_argument(
         "--manifest-frames",
@@ -97,6 +104,7 @@ def simulate(args: argparse.Namespace, settings: Settings) -> int:
             start_ms=start,
             city=args.city,
             sold_share=args.sold_share,
+            changes_within_s=args.changes_within,
         )
         catalog = load_catalog()
         injector = FaultInjector(

@@ -61,6 +61,9 @@ typedef struct {
 enum { D_HARD_BRAKE, D_THROTTLE, D_STEER, D_CLIMB, D_CRUISE, D_LANE, D_LEAK, D_FAULT, NDRAWS };
 
 #define MAX_BUFFERS (NFIELDS + 4)
+/* Sideways acceleration (m/s²) beyond which an emergency stop engages ESC; the same as
+ * ESC_LATERAL of the pure twin (producers/sim/purestep.py). */
+#define ESC_LATERAL 2.0
 
 /* The buffers a call holds, released at its end. */
 typedef struct {
@@ -599,7 +602,8 @@ static PyObject *render(PyObject *self, PyObject *args) {
             (char)emergency,
             0, /* parking brake: off while driving */
             accel < -k.abs_threshold,
-            fabs(lateral) > 3.2 || (emergency && curvature != 0.0),
+            /* ESC intervenes rarely: in an emergency stop taken while cornering. */
+            emergency && fabs(lateral) > ESC_LATERAL,
             (char)emergency,
         };
         for (int r = 0; r < NDOUBLES; r++) {

@@ -34,6 +34,9 @@ class FleetConfig:
     sold_share: float = 0.1
     parked_interval_s: float = 30.0
     ambient_c: float = 18.0
+    # Sales and consent changes fall in the run's first this many seconds (None: anywhere
+    # in the run), so a live demo shows them within minutes.
+    changes_within_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.cars < 1:
@@ -44,10 +47,20 @@ class FleetConfig:
             raise ValueError("durations must be positive")
         if not 0.0 <= self.sold_share <= 1.0:
             raise ValueError("sold_share is a fraction between 0 and 1")
+        if self.changes_within_s is not None and self.changes_within_s <= 0:
+            raise ValueError("changes_within_s must be positive")
 
     @property
     def end_ms(self) -> int:
         return self.start_ms + int(self.duration_s * 1000)
+
+    @property
+    def changes_span_ms(self) -> int:
+        """How much of the run sales and consent changes are spread over."""
+        whole = self.end_ms - self.start_ms
+        if self.changes_within_s is None:
+            return whole
+        return min(whole, int(self.changes_within_s * 1000))
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,7 @@ def ownership_timeline(config: FleetConfig, index: int) -> list[OwnershipPeriod]
     delivered = config.start_ms - rng.randrange(30 * DAY_MS, 1000 * DAY_MS)
     timeline = [OwnershipPeriod(_owner_id(rng), "delivered", delivered)]
     if rng.random() < config.sold_share:
-        span = config.end_ms - config.start_ms
+        span = config.changes_span_ms
         sold = config.start_ms + int(span * rng.uniform(0.2, 0.8))
         timeline.append(OwnershipPeriod(_owner_id(rng), "transferred", sold))
     return timeline
@@ -157,7 +170,7 @@ def consent_timeline(
     """
     rng = random.Random(f"{config.seed}/consent/{index}")  # noqa: S311 (simulation)
     made: list[tuple[str, str, str, int, int | None]] = []  # owner, category, mode, from, to
-    span = config.end_ms - config.start_ms
+    span = config.changes_span_ms
     ends = [p.effective_from for p in timeline[1:]] + [None]
     for period, end in zip(timeline, ends, strict=True):
         owner = period.owner_id

@@ -32,6 +32,9 @@ _T = TypeVar("_T", bound=NamedTuple)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _MASK = (1 << 64) - 1
+# Sideways acceleration (m/s²) beyond which an emergency stop engages ESC; the same as
+# ESC_LATERAL of the C module (_fleetstep.c).
+ESC_LATERAL = 2.0
 
 
 # --- reading the arguments as the C side does ---------------------------------------------
@@ -408,7 +411,8 @@ def render(
         "Vehicle.Chassis.Brake.IsDriverEmergencyBrakingDetected": emergency,
         "Vehicle.Chassis.ParkingBrake.IsEngaged": np.zeros(n, dtype=bool),  # off, driving
         "Vehicle.ADAS.ABS.IsEngaged": accel < -k.abs_threshold,
-        "Vehicle.ADAS.ESC.IsEngaged": (np.abs(lateral) > 3.2) | (emergency & (curvature != 0.0)),
+        # ESC intervenes rarely: in an emergency stop taken while cornering.
+        "Vehicle.ADAS.ESC.IsEngaged": emergency & (np.abs(lateral) > ESC_LATERAL),
         "Vehicle.ADAS.EBA.IsEngaged": emergency,
     }
     for rows, group in zip((d, lo, b), names, strict=True):

@@ -24,6 +24,7 @@ command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || c_missing "C 
   || c_missing "Python headers (Python.h)"
 command -v java >/dev/null 2>&1 || { echo "setup: a JDK (17+) is needed for the Kafka broker" >&2; exit 1; }
 command -v mvn >/dev/null 2>&1 || { echo "setup: Maven is needed to resolve the Kafka jars" >&2; exit 1; }
+command -v npm >/dev/null 2>&1 || { echo "setup: Node.js with npm is needed to fetch the owner portal's chart library and Swagger UI" >&2; exit 1; }
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
@@ -34,6 +35,19 @@ echo "setup: installing Python packages into .venv"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 .venv/bin/python -c 'import producers.sim._fleetstep, producers.publish._framewire' 2>/dev/null \
   || echo "setup: warning: the C modules did not build (pip install -v -e . shows why); the pure-Python twins run" >&2
+echo "setup: fetching the owner portal's browser assets (uPlot, Swagger UI) from the npm registry"
+.venv/bin/python -m query.portal.assets
+# The browser tests (tests/e2e/test_portal.py) drive Debian's Chromium through Playwright;
+# Playwright's own browser downloads are never used.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: warning: no chromium and no root to install it (apt-get install chromium): the browser tests are skipped (under CI they fail)" >&2
+  fi
+fi
 echo "setup: resolving the Kafka broker jars from Maven Central"
 .venv/bin/vdp stack fetch
 echo "setup: done; the entry point is .venv/bin/vdp"

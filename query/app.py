@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from query import consent, deletion, export, problems, report, routes
+from query import consent, deletion, export, portal, problems, report, routes
 from query.access_log import AccessLogWriter
 from query.auth import verifier_from_settings
 from query.cursors import signer_from_settings
@@ -74,6 +74,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=problems.NewlineJSONResponse,
+        docs_url=None,  # /docs is served offline by query/portal (FastAPI's loads a CDN)
+        redoc_url=None,
     )
     periods = PeriodCache(settings.query_ownership_cache_seconds)
     app.state.services = Services(settings, load_catalog(), verifier, repository, periods, cursors)
@@ -83,6 +85,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     problems.install(app)
     for module in (routes, export, report, consent, deletion):
         app.include_router(module.router)
+    portal.install(app)  # the owner portal at /portal/, and /docs
 
     @app.get("/healthz", response_model=HealthOut, tags=["operations"])
     def healthz() -> HealthOut:

@@ -21,12 +21,14 @@ def mint_token(
     *,
     key: Any = None,
     now: float | None = None,
+    permissions: tuple[str, ...] = (),
 ) -> str:
     """A signed owner token (development and tests; the owner app issues real ones).
 
     `key` defaults to the configured one, which for HS* is the shared secret; for RS*/ES*
     the private key must be given. Refuses what the service would always refuse: a blank
     owner, a lifetime of zero or beyond `VDP_QUERY_JWT_MAX_LIFETIME_SECONDS`.
+    `permissions` are the write scopes beside the categories (`consent:write`, `data:delete`).
     """
     if not owner_id.strip():
         raise ValueError("the owner id is empty; the service refuses a token without one")
@@ -42,7 +44,7 @@ def mint_token(
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
         "sub": owner_id,
-        "scope": " ".join(categories),
+        "scope": " ".join([*categories, *permissions]),
         "aud": settings.query_jwt_audience,
         "iat": issued,
         "exp": issued + ttl_seconds,

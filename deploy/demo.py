@@ -114,6 +114,7 @@ class Demo:
         self.metrics_url = f"http://127.0.0.1:{self.web_port}/metrics"
         self._spawn("processor", ["process", "--workers", "1"], env, _http_ok(self.metrics_url))
         self._spawn("query", ["serve"], env, _http_ok(f"{self.query_url}/readyz"))
+        self.say(f"owner portal: {self.query_url}/portal/ (sign in with the token printed below)")
         self._spawn("simulator", self._simulate_args(), env, lambda: True)
         self.say(f"logs: {self.state}/*.log")
 

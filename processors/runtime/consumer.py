@@ -49,6 +49,9 @@ def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
         # ClickHouse may be down for a while (the sink retries without consuming): stay in
         # the group that long rather than have every worker's partitions bounce around.
         "max.poll.interval.ms": 900_000,
+        # Partitions added to the raw topic are seen (and assigned) within seconds, not the
+        # default five minutes.
+        "topic.metadata.refresh.interval.ms": 5_000,
     }
 
 

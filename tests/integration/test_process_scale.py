@@ -103,3 +103,63 @@ def test_two_workers_share_the_partitions_and_store_everything_once(
         assert proc.wait(60) == 0, log.read_text()[-3000:]
 
     assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)
+
+
+def test_rebalances_under_load_store_every_sample_once_with_its_owner(
+    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path
+) -> None:
+    """A worker joins mid-stream, another dies mid-stream, partitions are added mid-run:
+    every sample stored once — raw count, not only FINAL — with the right owner."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+
+    from tests.integration.test_pipeline_harness import merge, stored_count, worker
+
+    setup = pipeline(raw_partitions=3)
+    small = {"VDP_PROCESS_BATCH_SIZE": "300", "VDP_PROCESS_BATCH_SECONDS": "1"}
+    log = tmp_path / "workers.log"
+    first = publish(setup, cars=20, duration_s=600, bad_rate=0.0, seed=31)
+    with worker(setup, log, **small) as a:
+        # 1. B joins while A works through the first fleet.
+        wait_until(lambda: stored_count(clickhouse_client)[0] > 0, 60, lambda: "A to start")
+        with worker(setup, log, **small) as b:
+            wait_until(
+                lambda: healthz(b.web_port)["partitions"],  # type: ignore[attr-defined]
+                60,
+                lambda: f"B to get partitions; {log.read_text()[-2000:]}",
+            )
+            assert stored_count(clickhouse_client)[0] < expected_samples(first), "B joined late"
+            wait_stored(clickhouse_client, expected_samples(first), b, log, 150)
+            assert _records_in(b.web_port) > 0  # type: ignore[attr-defined]
+            # 2. C joins and SIGKILLs itself mid-stream, in its first batch (dead letters sent,
+            # nothing of it inserted or committed): A and B take its partitions over.
+            crash = {"VDP_PROCESS_CRASH_AFTER_INSERTS": "1", "VDP_PROCESS_CRASH_POINT": "dlq_sent"}
+            with worker(setup, log, **small, **crash) as c:
+                wait_until(
+                    lambda: healthz(c.web_port)["partitions"],  # type: ignore[attr-defined]
+                    60,
+                    lambda: f"C to get partitions; {log.read_text()[-2000:]}",
+                )
+                second = publish(setup, cars=16, duration_s=240, bad_rate=0.0, seed=32)
+                assert c.wait(120) == -signal.SIGKILL, log.read_text()[-3000:]
+            # 3. The raw topic grows from 3 to 6 partitions while A and B run.
+            admin = AdminClient({"bootstrap.servers": setup.bootstrap})
+            admin.create_partitions([NewPartitions(setup.raw, 6)])[setup.raw].result(30)
+            wait_until(
+                lambda: (
+                    max(
+                        healthz(a.web_port)["partitions"] + healthz(b.web_port)["partitions"],  # type: ignore[attr-defined]
+                        default=0,
+                    )
+                    == 5
+                ),
+                60,
+                lambda: "the new partitions to be assigned",
+            )
+            third = publish(setup, cars=8, duration_s=240, bad_rate=0.0, seed=33)
+            manifest = merge(merge(first, second), third)
+            want = expected_samples(manifest)
+            wait_stored(clickhouse_client, want, b, log, 180)
+    assert "SIGKILL at dlq_sent of batch 1" in log.read_text()
+    final, distinct, raw = stored_count(clickhouse_client)
+    assert final == distinct == raw == want, (final, distinct, raw, want)
+    assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)

@@ -73,6 +73,12 @@ def _register_demo(sub: Any) -> None:
         "--bad-rate", type=float, default=0.01, help="share of bad records, 0-1 (default 0.01)"
     )
     demo.add_argument(
+        "--sold-share",
+        type=float,
+        default=0.1,
+        help="share of cars sold during the demo's first minutes, 0-1 (default 0.1)",
+    )
+    demo.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -98,13 +104,17 @@ def _positive(kind: Any) -> Any:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from deploy.demo import DemoOptions, run_demo
 
-    if not 0.0 <= args.bad_rate <= 1.0 or args.duration < 0:
-        print("vdp demo: --bad-rate is 0-1 and --duration at least 0", file=sys.stderr)
+    if not 0.0 <= args.bad_rate <= 1.0 or not 0.0 <= args.sold_share <= 1.0 or args.duration < 0:
+        print(
+            "vdp demo: --bad-rate and --sold-share are 0-1, --duration at least 0",
+            file=sys.stderr,
+        )
         return 2
     options = DemoOptions(
         cars=args.cars,
         hz=args.hz,
         bad_rate=args.bad_rate,
+        sold_share=args.sold_share,
         duration=args.duration,
         fresh=args.fresh,
         seed=args.seed,

@@ -29,10 +29,14 @@ from deploy.process import ManagedProcess
 from deploy.stack import LocalStack, claim_port
 from schemas.catalog import CATEGORIES
 from vdp.settings import Settings
+from vdp.times import iso
 
 REPO = Path(__file__).resolve().parent.parent
-# With --duration 0 the simulator gets a day of simulated (= wall) time; sales fall in it.
+# With --duration 0 the simulator gets a day of simulated (= wall) time.
 FOREVER_S = 86_400
+# The run's sales and consent changes come in its first minutes (36-144 s in for sales),
+# where a newcomer watching sees them, not hours later.
+CHANGES_WITHIN_S = 180
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Demo:
         self._block = 0  # lines of the status block on screen (TTY: redrawn in place)
         # The owner and incident shown come from this run's data, not an earlier run's.
         self.since = datetime.now(UTC) - timedelta(seconds=5)
+        self.pending_report: tuple[str, datetime, datetime] | None = None
 
     # -- start ---------------------------------------------------------------------------
 
@@ -125,7 +130,8 @@ class Demo:
         return [
             "simulate", "--realtime", "--cars", str(o.cars), "--hz", str(o.hz),
             "--duration", str(sim_seconds), "--bad-rate", str(o.bad_rate),
-            "--sold-share", str(o.sold_share), "--seed", str(seed), "--flush-timeout", "10",
+            "--sold-share", str(o.sold_share), "--changes-within", str(CHANGES_WITHIN_S),
+            "--seed", str(seed), "--flush-timeout", "10",
         ]  # fmt: skip
 
     def _spawn(
@@ -152,6 +158,7 @@ class Demo:
         waiting_since: float | None = None
         owner: str | None = None
         report_shown = False
+        sale: st.Sale | None = None
         try:
             while True:
                 for child in self.children:
@@ -164,8 +171,15 @@ class Demo:
                         waiting_since = time.monotonic()
                 elif not report_shown:
                     report_shown = self._maybe_show_report(client, owner)
+                self._print_report_when_complete()
+                if sale is None:
+                    sale = self._maybe_show_sale(client)
                 figures = st.read_figures(
-                    client, self.stack.kafka.bootstrap, self.live.topic_raw, self.metrics_url
+                    client,
+                    self.stack.kafka.bootstrap,
+                    self.live.topic_raw,
+                    self.metrics_url,
+                    self.since,
                 )
                 self._draw(st.render(figures, self.query_url))
                 limit = self.options.duration
@@ -226,8 +240,39 @@ class Demo:
         self.say("\n".join(lines))
 
     def _show_report(self, vin: str, at: datetime) -> None:
-        self.say(f"hard braking of {vin} at {at:%Y-%m-%d %H:%M:%S} UTC; its incident report:")
+        """Announce the report; its command follows once the report is complete (its window
+        over and the settle time passed), so what it fetches never changes again."""
+        settle = self.live.query_report_settle_seconds
+        ready = st.report_complete_from(at, settle)
+        self.say(
+            f"hard braking of {vin} at {iso(at)}; its incident report is complete from "
+            f"{iso(ready)} (its window, then {settle:g} s for the last frames to be stored): "
+            "the command comes then"
+        )
+        self.pending_report = (vin, at, ready)
+
+    def _print_report_when_complete(self) -> None:
+        if self.pending_report is None:
+            return
+        vin, at, ready = self.pending_report
+        if datetime.now(UTC) < ready:
+            return
+        self.pending_report = None
+        self.say(f"incident report of {vin} around {iso(at)}, complete (the same zip every time):")
         self.say(st.report_example(self.query_url, vin, at) + "\n")
+
+    def _maybe_show_sale(self, client: Client) -> st.Sale | None:
+        """Say so once a car of this run changes hands."""
+        try:
+            sale = st.first_sale(client, self.since)
+        except Exception:  # noqa: BLE001 - ClickHouse busy: ask again next time
+            return None
+        if sale is not None:
+            self.say(
+                f"sold: {sale.vin} passed from {sale.seller} to {sale.buyer} at {iso(sale.at)}; "
+                f"{sale.seller} keeps the data up to then, {sale.buyer} sees it only from then"
+            )
+        return sale
 
     # -- output --------------------------------------------------------------------------
 

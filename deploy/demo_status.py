@@ -21,6 +21,11 @@ from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 _LAG = re.compile(r"^vdp_process_consumer_lag\{[^}]*\} (\S+)$", re.M)
+# The ownership periods a sale began (the processors record each ownership event).
+_SOLD = (
+    "FROM ownership_intervals FINAL "
+    "WHERE kind = 'transferred' AND valid_from >= {since:DateTime64(3)}"
+)
 
 
 @dataclass
@@ -31,6 +36,8 @@ class Figures:
     stored: int | None = None
     dead_letters: dict[str, int] = field(default_factory=dict)
     lag: int | None = None
+    sales: int | None = None  # cars that changed hands since the demo began
+    consent_changes: int | None = None  # owners' consent decisions since then
 
 
 def published_messages(bootstrap: str, topic: str) -> int | None:
@@ -62,9 +69,21 @@ def consumer_lag(metrics_url: str) -> int | None:
     return int(sum(float(v) for v in _LAG.findall(text)))
 
 
-def read_figures(client: Client, bootstrap: str, topic: str, metrics_url: str) -> Figures:
+def read_figures(
+    client: Client, bootstrap: str, topic: str, metrics_url: str, since: datetime
+) -> Figures:
     figures = Figures(published_messages(bootstrap, topic), lag=consumer_lag(metrics_url))
     with contextlib.suppress(Exception):  # ClickHouse busy or restarting: "?" this time
+        sold = client.query(f"SELECT count() {_SOLD}", parameters={"since": since})  # noqa: S608
+        figures.sales = int(sold.result_rows[0][0])
+        figures.consent_changes = int(
+            client.query(
+                "SELECT count() FROM consent_decisions FINAL "
+                "WHERE recorded_at >= {since:DateTime64(3)}",
+                parameters={"since": since},
+            ).result_rows[0][0]
+        )
+    with contextlib.suppress(Exception):
         # Plain count(), not FINAL: a live gauge, cheap on a growing table; re-delivered
         # copies (after a crash) would only show until the next merge.
         figures.stored = int(client.query("SELECT count() FROM samples").result_rows[0][0])
@@ -90,6 +109,7 @@ def render(figures: Figures, query_url: str) -> list[str]:
         f"published (telemetry.raw) {num(figures.published)}   "
         f"samples stored {num(figures.stored)}   consumer lag {num(figures.lag)}",
         f"dead letters: {dead}",
+        f"owners: cars sold {num(figures.sales)}   consent changes {num(figures.consent_changes)}",
         f"query service: {query_url}  (OpenAPI {query_url}/docs)",
     ]
 
@@ -140,11 +160,38 @@ def hard_braking(
     return car, _utc(at)
 
 
+@dataclass(frozen=True)
+class Sale:
+    vin: str
+    seller: str
+    buyer: str
+    at: datetime
+
+
+def first_sale(client: Client, since: datetime) -> Sale | None:
+    """The first car that changed hands since `since`, with the owner before and after,
+    as the processors recorded the ownership events."""
+    rows = client.query(
+        f"SELECT vin, owner_id, valid_from {_SOLD} ORDER BY valid_from LIMIT 1",  # noqa: S608
+        parameters={"since": since},
+    ).result_rows
+    if not rows:
+        return None
+    vin, buyer, at = rows[0]
+    before = client.query(
+        "SELECT owner_id FROM ownership_intervals FINAL "
+        "WHERE vin = {vin:String} AND valid_to = {at:DateTime64(3)} LIMIT 1",
+        parameters={"vin": vin, "at": at},
+    ).result_rows
+    return Sale(str(vin), str(before[0][0]) if before else "", str(buyer), _utc(at))
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _iso(value: datetime) -> str:
+    """A time for a URL: to the second (curl lines stay short)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -173,8 +220,22 @@ def owner_examples(base: str, car: Car) -> list[str]:
     ]
 
 
+REPORT_BEFORE_MINUTES, REPORT_AFTER_MINUTES = 2, 1
+
+
+def report_complete_from(at: datetime, settle_seconds: float) -> datetime:
+    """When the report `report_example` asks for is complete (the query service's rule)."""
+    return at + timedelta(minutes=REPORT_AFTER_MINUTES, seconds=settle_seconds)
+
+
 def report_example(base: str, vin: str, at: datetime) -> str:
     """curl line for the incident report (a zip) around `at`."""
-    query = urlencode({"at": _iso(at), "before_minutes": 2, "after_minutes": 1})
+    query = urlencode(
+        {
+            "at": _iso(at),
+            "before_minutes": REPORT_BEFORE_MINUTES,
+            "after_minutes": REPORT_AFTER_MINUTES,
+        }
+    )
     name = f"incident-{vin}.zip"
     return _curl(f"{base}/v1/vehicles/{vin}/incident-report?{query}", f" -o {name}")

@@ -56,7 +56,9 @@ export async function incidentPage(body, vin, params, config) {
   const result = h("div", { id: "incident-result" });
   body.append(
     h("section", {}, h("h2", {}, "Detected hard braking, ABS and ESC"),
-      episodes.length ? eventList : notice("info", "No hard-braking, ABS or ESC episode in your data of the last 91 days. Pick a moment instead.")),
+      episodes.length ? eventList : !session.has("driving")
+        ? notice("warn", "Episodes are driving data, and driving is not in your sign-in's scope.")
+        : notice("info", "No hard-braking, ABS or ESC episode in your data of the last 91 days. Pick a moment instead.")),
     h("section", {}, h("h2", {}, "Pick a moment"), form),
     result);
 

@@ -9,6 +9,9 @@ deliveries are listed under `failed`.
 Checksum: a sample's is `zlib.crc32(f"{signal}={value!r}".encode())` with the value as
 the Python type of its catalog type (float, int, bool, str); a group's is the sum of its
 samples' checksums modulo 2**64, so any order of rows gives the same figure.
+
+Each car also carries its true `trips` and `charging_sessions` (producers/sim/truth.py),
+for the tests of what the platform derives from the frames.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from producers.publish.faults import EXPECTED_REASON, BadRecord, Outgoing
 from producers.sim.fleet import ConsentDecision, OwnershipPeriod, owner_at
+from producers.sim.truth import Truth
 from schemas.catalog import Catalog, to_grid
 
 FORMAT = "vdp-manifest/1"
@@ -101,6 +105,7 @@ class ManifestBuilder:
         self.frames: list[list[Any]] = []
         self.bad: list[dict[str, Any]] = []
         self.failed: list[dict[str, Any]] = []
+        self.truth: Truth | None = None  # the run's true trips and sessions (publish_run)
 
     def ownership_delivered(self, record: Mapping[str, Any], partition: int, offset: int) -> None:
         self.ownership[record["vin"]].append(
@@ -172,6 +177,7 @@ class ManifestBuilder:
 
     def to_dict(self, publish: Mapping[str, Any] | None = None) -> dict[str, Any]:
         cars = {}
+        truth = self.truth.as_dict() if self.truth is not None else {}
         for vin, t in self.cars.items():
             cars[vin] = {
                 "ownership": self.ownership[vin],
@@ -191,6 +197,8 @@ class ManifestBuilder:
                 },
                 "consents": [d.record() for d in (self.consents or {}).get(vin, [])],
                 "not_collected": t.not_collected,
+                # What really happened (producers/sim/truth.py): trips, charging sessions.
+                **truth.get(vin, {"trips": [], "charging_sessions": []}),
             }
         record_bad = [b for b in self.bad if b["scope"] == "record"]
         return {

@@ -65,6 +65,8 @@ def publish_run(
     # no manifest to feed, the messages go out as they are; else the injector turns them
     # into what to send, and the manifest learns what each delivered message carries.
     writer = FrameWriter(injector.codec, simulator.vins, simulator.firmware)
+    if manifest is not None:
+        manifest.truth = simulator.record_truth()  # read-only: the same bytes go out
     plain = manifest is None and injector.passes
     consents = _consent_schedule(simulator, topics)
     for item in simulator.stream():

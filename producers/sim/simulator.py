@@ -30,6 +30,7 @@ from producers.sim.fleetstep import FleetState
 from producers.sim.frames import Array
 from producers.sim.noise import Draw, car_keys
 from producers.sim.signals import Signal, frame_maps, frame_record
+from producers.sim.truth import Truth
 
 
 class Emission(NamedTuple):
@@ -90,6 +91,12 @@ class Simulator:
         self._keys = car_keys(config.seed, indexes)
         self._vins = [car.vin for car in self._cars]
         self._fleet = (self._vins, self._firmware)
+        self.truth: Truth | None = None
+
+    def record_truth(self) -> Truth:
+        """From now on, record each car's true trips and charging sessions (see truth.py)."""
+        self.truth = Truth(self.vins)
+        return self.truth
 
     @property
     def vins(self) -> list[str]:
@@ -134,7 +141,11 @@ class Simulator:
                 _, vin, record = pending.pop(0)
                 yield Emission("ownership", vin, now, record)
             driving = np.flatnonzero(state.v["driving"])
+            if self.truth is not None:
+                self.truth.before_step(state, driving)
             parked = state.drive(driving, tick, dt)
+            if self.truth is not None:
+                self.truth.after_step(state, driving, parked, now, dt)
             yield from self._driving_frames(state, driving, tick, now)
             last_ms[driving] = now
             due_ms[parked] = now  # just parked: report it now
@@ -156,6 +167,8 @@ class Simulator:
         for i, car, last in zip(cars, state.load_many(cars), last_ms, strict=True):
             car.rest((now - last) / 1000.0)
             state.store(i, car)
+        if self.truth is not None:
+            self.truth.parked_report(state, due, now)
         state.v["seq"][due] += 1
         c = frames.CarColumns(state, due)
         signals = [

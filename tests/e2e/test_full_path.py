@@ -54,9 +54,15 @@ def _exported_groups(base: str, owner: str, vin: str, car: dict[str, Any]) -> di
     )
     assert response.status_code == 200, response.text[:500]
     rows = [json.loads(line) for line in response.text.splitlines() if line]
+    # JSON has one number type: value_num (Float64) 80.0 may come back as 80.
     return group_rows(
-        (vin, owner, r["category"], r["signal"], r["value_num"], r["value_str"]) for r in rows
+        (vin, owner, r["category"], r["signal"], _float(r["value_num"]), r["value_str"])
+        for r in rows
     )
+
+
+def _float(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def test_owners_see_exactly_their_manifest_data_over_http(

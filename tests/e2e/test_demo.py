@@ -18,6 +18,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,8 @@ def test_demo_prints_a_token_and_curl_lines_that_work_shows_a_sale_and_a_complet
     threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
     seen: list[str] = []
     try:
+        _wait_for(proc, lines, seen, lambda: any("simulator: pid" in x for x in seen), 150, "fleet")
+        fleet_started = datetime.now(UTC)  # the simulator's start, to the second or so
         curls = lambda: [line for line in seen if line.startswith("curl ")]  # noqa: E731
         _wait_for(proc, lines, seen, lambda: len(curls()) >= 3, 150, "curl lines")
         tokens = [line.removeprefix("export TOKEN=") for line in seen if "TOKEN=" in line]
@@ -144,10 +147,14 @@ def test_demo_prints_a_token_and_curl_lines_that_work_shows_a_sale_and_a_complet
             assert body.endswith(b"\n")
         assert any("published (telemetry.raw)" in line for line in seen)
 
-        # A sale within the first minutes (the demo's fleet sells them 36-144 s in).
+        # A sale within the first minutes: the demo's fleet sells cars 36-144 s in, so with
+        # 60 of them sold the first is well within 90 s of the fleet's start (spread over
+        # the 600 s run, as before, no sale would come before 120 s).
         sold = lambda: [line for line in seen if line.startswith("sold: ")]  # noqa: E731
         _wait_for(proc, lines, seen, lambda: bool(sold()), 240, "sale")
         vin, seller, buyer = (sold()[0].split()[i] for i in (1, 4, 6))
+        sold_at = datetime.fromisoformat(sold()[0].split()[8].rstrip(";"))
+        assert sold_at - fleet_started < timedelta(seconds=90), (sold_at, fleet_started)
         with contextlib.closing(_clickhouse(seen)) as ch:
             owners = ch.query(
                 "SELECT owner_id, kind FROM ownership_intervals FINAL WHERE vin = {v:String} "

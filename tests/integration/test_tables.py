@@ -4,14 +4,13 @@ is the DDL's, and the per-category TTLs are the catalog's retention."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from schemas.catalog import CATALOG_PATH, load_catalog, parse_catalog
+from schemas.catalog import load_catalog, parse_catalog
 from schemas.migrate import (
     DEFAULT_RETENTION_DAYS,
     MIGRATIONS_DIR,
@@ -22,6 +21,7 @@ from schemas.migrate import (
     split_statements,
 )
 from schemas.tables import OPEN_END, OWNERSHIP_INTERVALS, TABLES, Table
+from tests.catalogs import with_towing
 
 
 @pytest.fixture
@@ -89,19 +89,8 @@ def test_each_category_is_kept_as_long_as_the_catalog_says(
 def test_a_generated_ttl_migration_runs_on_the_engine(
     migrated: Client, clickhouse_db: str, tmp_path: Path
 ) -> None:
-    document = json.loads(CATALOG_PATH.read_text())
-    document["categories"].append({"name": "towing", "retention_days": 60})
-    document["signals"].append(
-        {
-            "name": "Vehicle.Trailer.IsConnected",
-            "type": "boolean",
-            "clickhouse_type": "Bool",
-            "category": "towing",
-            "sensitivity": "personal",
-        }
-    )
     shutil.copytree(MIGRATIONS_DIR, tmp_path / "ddl")
-    path = generate_ttl_migration(tmp_path / "ddl", parse_catalog(document))
+    path = generate_ttl_migration(tmp_path / "ddl", parse_catalog(with_towing()))
     assert path is not None
     values = placeholders(clickhouse_db) | {"retention_towing_days": "60"}
     for statement in split_statements(path.read_text()):

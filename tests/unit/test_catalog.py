@@ -16,6 +16,7 @@ from schemas.catalog import (
     load_catalog,
     parse_catalog,
 )
+from tests.catalogs import with_towing
 
 REQUIRED = {
     # name: (category, VSS unit)
@@ -104,18 +105,8 @@ def test_location_may_be_granted_precise_or_coarse_and_coarse_keeps_only_the_pos
     assert load_catalog().categories["driving"].modes == ("on",)
 
 
-def test_a_category_added_to_the_catalog_is_known_without_code(tmp_path: Path) -> None:
-    document = _document()
-    document["categories"].append({"name": "towing", "retention_days": 60})
-    document["signals"].append(
-        {
-            "name": "Vehicle.Trailer.IsConnected",
-            "type": "boolean",
-            "clickhouse_type": "Bool",
-            "category": "towing",
-            "sensitivity": "personal",
-        }
-    )
+def test_a_category_added_to_the_catalog_is_known_without_code() -> None:
+    document = with_towing()
     catalog = parse_catalog(document)
     assert "towing" in catalog.categories
     assert not catalog.categories["towing"].collected_by_default  # not said: not collected

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from processors.batch.outputs import StoreRejected
 from processors.writers.clickhouse import ClickHouseSink
 from schemas.migrate import migrate
 from schemas.tables import INCIDENTS, SAMPLES
-from vdp.errors import TransientError
 
 VIN = "LSVAU2180N2183294"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -64,7 +64,8 @@ def test_a_flush_that_fails_part_way_keeps_only_the_unwritten_table(
     sink.add(SAMPLES, samples(10))
     broken = [["not", "a", "number"] if c == "seq" else [None] * 3 for c in INCIDENTS.columns]
     sink.add(INCIDENTS, broken)
-    with pytest.raises(TransientError, match="incidents insert"):
+    # Values the column types cannot take: refused for good, after samples were written.
+    with pytest.raises(StoreRejected, match="incidents insert"):
         asyncio.run(sink.flush("raw:0:0-9"))
     assert raw_count(clickhouse_client, clickhouse_db, "samples") == 10
     assert [table for table, _ in sink._pending] == [INCIDENTS]

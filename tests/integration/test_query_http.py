@@ -217,6 +217,10 @@ JSON_ANSWERS = [
 def test_json_bodies_end_with_a_newline_and_head_is_get_without_the_body(
     world: World, base: str, path: str, params: dict[str, Any]
 ) -> None:
+    if path == "/v1/access-log":
+        # Entries written until 5 s ago only: every request adds one, and the newest ones'
+        # flush is still under way, so an open-ended page moves between GET and HEAD.
+        params = params | {"to": (datetime.now(UTC) - timedelta(seconds=5)).isoformat()}
     got = _get(world, base, path, **params)
     assert got.status_code == 200, got.text[:300]
     assert got.content.endswith(b"}\n"), got.content[-40:]

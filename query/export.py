@@ -192,7 +192,7 @@ T = TypeVar("T")
 Piece = tuple[bytes, int]
 Pieces = Generator[Piece, None, None]
 # Pieces read ahead of the client: ClickHouse and the client's connection work at once,
-# and no more than this waits in memory (64 KiB each for CSV and JSON Lines).
+# and no more than this waits in memory (256 KiB each for CSV and JSON Lines).
 _AHEAD = 8
 
 

@@ -22,15 +22,23 @@ from schemas.tables import ACCESS_LOG, LATEST
 
 _T = "DateTime64(3, 'UTC')"
 
-# The owner filter every sample and incident read carries. `owner_id != ''` is redundant
-# with a non-empty owner but states the rule: samples of no known owner are never served.
-_OWNED = """
-    vin = {vin:String} AND owner_id = {owner:String} AND owner_id != ''
-    AND event_time >= {start:DateTime64(3, 'UTC')} AND event_time < {end:DateTime64(3, 'UTC')}
-    AND arrayExists(p -> event_time >= p.1 AND event_time < p.2, (
+
+def owned(start: str = "event_time", end: str = "event_time") -> str:
+    """The owner filter every read of owner data carries, for rows whose time runs from
+    column `start` to column `end` (a sample's is one moment; a trip's a span): begun in
+    the requested range, and wholly inside one of the owner's intervals. `owner_id != ''`
+    is redundant with a non-empty owner but states the rule: samples of no known owner are
+    never served."""
+    return f"""
+    vin = {{vin:String}} AND owner_id = {{owner:String}} AND owner_id != ''
+    AND {start} >= {{start:DateTime64(3, 'UTC')}} AND {start} < {{end:DateTime64(3, 'UTC')}}
+    AND arrayExists(p -> {start} >= p.1 AND {end} < p.2, (
         SELECT groupArray((valid_from, valid_to)) FROM ownership_intervals FINAL
-        WHERE vin = {vin:String} AND owner_id = {owner:String}))
-"""
+        WHERE vin = {{vin:String}} AND owner_id = {{owner:String}}))
+"""  # noqa: S608 - `start` and `end` are column names of this package, never input
+
+
+_OWNED = owned()
 _SELECTED = """
     AND category IN {categories:Array(String)}
     AND (empty({signals:Array(String)}) OR signal IN {signals:Array(String)})
@@ -152,7 +160,17 @@ class Repository:
         )
 
     def downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
-        """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse."""
+        """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse;
+        whole minutes from the rollup kept by the deriver where it is current (the same
+        numbers, see query/rollup.py, which imports this module)."""
+        if resolution_s % 60 == 0:
+            from query.rollup import downsampled_from_rollup
+
+            return downsampled_from_rollup(self, scope, resolution_s)
+        return self.raw_downsampled(scope, resolution_s)
+
+    def raw_downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
+        """`downsampled` from the samples alone."""
         return self._json_lines(
             f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
             "lo AS min, av AS avg, hi AS max, n AS count FROM (SELECT signal, toDateTime64("
@@ -215,7 +233,7 @@ class Repository:
             settings=EXPORT_SETTINGS,
         )
         try:
-            yield response.stream(1 << 16)
+            yield response.stream(1 << 18)
         finally:
             # Closes the connection without reading the rest: a client that left stops
             # the window's transfer here (clickhouse-connect's own streams drain it).

@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         "before that it is served marked partial.",
     )
     query_export_window_rows: int = Field(
-        200_000,
+        1_000_000,
         gt=0,
         description="An export is read from ClickHouse in windows of about this many rows "
         "(planned from a count per hour; bounds the service's and the store's memory).",

@@ -15,11 +15,12 @@ from vdp.settings import Settings
 def register(sub: Any) -> None:
     stack = sub.add_parser(
         "stack",
-        help="start/stop/describe the local stack (Kafka broker + embedded ClickHouse)",
+        help="start/stop/describe the local stack (Kafka + embedded ClickHouse)",
         description=(
-            "The local stack: an Apache Kafka broker (KRaft) on the local JDK and the "
-            "ClickHouse engine (chDB) behind the ClickHouse HTTP interface, both bound to "
-            "VDP_BIND_HOST (127.0.0.1). Data lives in VDP_DATA_DIR (default .vdp/)."
+            "The local stack: Apache Kafka (KRaft) on the local JDK, one broker or a cluster "
+            "of --brokers N nodes, and the ClickHouse engine (chDB) behind the ClickHouse HTTP "
+            "interface, all bound to VDP_BIND_HOST (127.0.0.1). Data lives in VDP_DATA_DIR "
+            "(default .vdp/)."
         ),
     )
     actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from deploy.process import ManagedProcess
 from deploy.stack import ServiceStatus
 from vdp.settings import Settings, env_name
@@ -49,18 +51,35 @@ def _environ(pid: int) -> dict[str, str]:
     return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
 
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def _is_container(annotation: Any) -> bool:
+    return annotation in _CONTAINERS or typing.get_origin(annotation) in _CONTAINERS
+
+
 def child_settings(pid: int) -> Settings:
-    """The settings a child process read at its start, from its environment."""
+    """The settings a child process read at its start, from its environment.
+
+    As pydantic-settings reads the environment: container values (dicts, lists) are JSON.
+    A value that still does not validate is left at its default rather than failing the
+    status (only a few settings matter here: ports, the bind host, the brokers).
+    """
     env = _environ(pid)
     values: dict[str, Any] = {}
     for name, info in Settings.model_fields.items():
         raw = env.get(env_name(name))
         if raw is None:
             continue
-        # As pydantic-settings reads the environment: complex values (dicts) are JSON.
-        complex_value = typing.get_origin(info.annotation) is dict or info.annotation is dict
-        values[name] = json.loads(raw) if complex_value else raw
-    return Settings.model_validate(values)
+        try:
+            values[name] = json.loads(raw) if _is_container(info.annotation) else raw
+        except ValueError:
+            continue
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as e:
+        bad = {str(error["loc"][0]) for error in e.errors() if error["loc"]}
+        return Settings.model_validate({k: v for k, v in values.items() if k not in bad})
 
 
 def _cmdline(pid: int) -> str:

@@ -128,10 +128,6 @@ class KafkaCluster:
         """Every node's client address: a client reaches the cluster while any one answers."""
         return ",".join(n.bootstrap for n in self.nodes)
 
-    @property
-    def log_path(self) -> Path:
-        return self.nodes[0].log_path
-
     def node(self, node_id: int) -> KafkaBroker:
         return self.nodes[node_id - 1]
 

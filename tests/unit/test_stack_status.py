@@ -18,6 +18,7 @@ import pytest
 
 from deploy.demo_children import child_settings, demo_status
 from deploy.kafka_cluster import ClusterStatus, Partition, _quorum_state, describe
+from vdp.settings import Settings
 
 
 def test_under_replicated_and_offline_partitions_are_told_apart() -> None:
@@ -60,6 +61,7 @@ def fake_child() -> Iterator[subprocess.Popen[bytes]]:
         "VDP_PROCESS_WEB_PORT": "7345",
         "VDP_RETENTION_DAYS": '{"location": 30}',
         "VDP_KAFKA_BOOTSTRAP": "127.0.0.1:1,127.0.0.1:2",
+        "VDP_PROCESS_BATCH_SIZE": "not a number",  # the status must not fail on it
     }
     argv = [sys.executable, "-c", "import time; time.sleep(60)", "vdp.cli simulate"]
     proc = subprocess.Popen(argv, env=env)
@@ -82,6 +84,7 @@ def test_a_childs_settings_are_read_from_its_environment(
     assert settings.process_web_port == 7345
     assert settings.retention_days == {"location": 30}  # JSON, as pydantic-settings reads it
     assert settings.kafka_bootstrap == "127.0.0.1:1,127.0.0.1:2"
+    assert settings.process_batch_size == Settings().process_batch_size, "a bad value: default"
 
 
 def test_demo_rows_only_while_a_child_runs_and_an_exited_one_is_said(

@@ -547,7 +547,9 @@ def test_stack_status_shows_a_running_demos_processor_query_service_and_simulato
 
         def shown() -> dict[str, list[str]] | None:
             assert demo.poll() is None, f"vdp demo exited; log:\n{log.read_text()[-3000:]}"
-            rows = _rows(_vdp(cluster, "stack", "status").stdout)
+            status = _vdp(cluster, "stack", "status")
+            assert status.returncode in (0, 3, 4), f"vdp stack status failed:\n{status.stderr}"
+            rows = _rows(status.stdout)
             wanted = ("processor", "query", "simulator")
             if all(name in rows and rows[name][2] == "answers" for name in wanted):
                 return rows

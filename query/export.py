@@ -90,7 +90,8 @@ class CsvRows:
     def count(self, chunk: bytes) -> int:
         if not chunk:
             return 0
-        text, self._tail, self._seen = self._tail + chunk, chunk[-2:], True
+        text = self._tail + chunk
+        self._tail, self._seen = text[-2:], True  # of the text: a chunk may be one byte
         return text.count(b'\n"1') + text.count(b'\n"2')
 
     def finish(self) -> int:

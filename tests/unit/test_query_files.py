@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from query.access_log import AccessLogWriter, Entry
@@ -70,6 +70,7 @@ CSV_ROWS = [
 
 
 @given(st.lists(st.integers(min_value=1, max_value=40), max_size=20))
+@example([1, 1, 21, 40, 1])  # a boundary over three chunks, the middle one a byte long
 def test_csv_rows_are_counted_as_the_chunks_that_complete_them_leave(cuts: list[int]) -> None:
     data = b"".join(CSV_ROWS)
     assert len(list(csv.reader(io.StringIO(data.decode())))) == 4  # what a CSV reader sees

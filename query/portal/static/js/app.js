@@ -10,16 +10,18 @@ import { accessLogPage } from "./accesslog.js";
 import { derivedPages } from "./derived.js";
 import { drawnPoints } from "./chart.js";
 
-// Pages of one car, in the order of its tabs. Derived views (trips, charging, …) add
-// theirs from derived.js.
-const CAR_TABS = [
-  ["", "Overview", overviewPage],
-  ["incident", "Incident", incidentPage],
-  ...derivedPages,
-  ["consent", "Consent", consentPage],
-  ["deletion", "Deletion", deletionPage],
-  ["export", "Export", exportPage],
-];
+// Pages of one car, in the order of its tabs; the derived views (trips, charging, …) those
+// the service offers (derived.js).
+async function carTabList() {
+  return [
+    ["", "Overview", overviewPage],
+    ["incident", "Incident", incidentPage],
+    ...(await derivedPages()),
+    ["consent", "Consent", consentPage],
+    ["deletion", "Deletion", deletionPage],
+    ["export", "Export", exportPage],
+  ];
+}
 
 // What the charts hold, for scripts and the browser tests (they compare it with the API).
 window.portal = { charts: {}, drawnPoints };
@@ -62,9 +64,9 @@ function signOut() {
   go("signin");
 }
 
-function carTabs(vin, current) {
+function carTabs(tabs, vin, current) {
   return h("nav", { class: "tabs", "aria-label": "This vehicle" },
-    CAR_TABS.map(([slug, title]) => h("a", {
+    tabs.map(([slug, title]) => h("a", {
       href: `#/car/${encodeURIComponent(vin)}${slug ? `/${slug}` : ""}`,
       "aria-current": slug === current ? "page" : null,
     }, title)));
@@ -104,8 +106,9 @@ async function render() {
     if (parts[0] === "car" && parts[1]) {
       const vin = parts[1];
       const slug = parts[2] || "";
-      const tab = CAR_TABS.find(([s]) => s === slug) || CAR_TABS[0];
-      main.append(carTabs(vin, tab[0]));
+      const tabs = await carTabList();
+      const tab = tabs.find(([s]) => s === slug) || tabs[0];
+      main.append(carTabs(tabs, vin, tab[0]));
       const body = h("div");
       main.append(body);
       await tab[2](body, vin, params, config);

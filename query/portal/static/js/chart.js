@@ -23,13 +23,17 @@ export function align(rows, signals) {
   return { x: times.map((t) => t / 1000), bySignal };
 }
 
-function utcLabel(seconds) {
-  return new Date(seconds * 1000).toISOString().slice(11, 19);
+// Ticks of a span of days or months read as dates, of minutes as times of day.
+function tickLabel(seconds, span) {
+  const text = new Date(seconds * 1000).toISOString();
+  return span > 2 * 86400 ? text.slice(0, 10) : text.slice(11, 19);
 }
 
 // panels: [{id, title, unit, flag?, series: [{signal, label}]}]; marks: [{at, end?, label}]
 // in seconds. Returns the uPlot instances (their `data` is exactly what is drawn).
-export function drawPanels(container, aligned, panels, { range, marks = [], syncKey }) {
+// ticks: where the time axis is labelled (default: uPlot's choice), label(seconds) how.
+export function drawPanels(container, aligned, panels, { range, marks = [], syncKey, ticks, label }) {
+  const name = label || ((v) => tickLabel(v, range[1] - range[0]));
   const uPlot = chartLibrary();
   const plots = [];
   const width = () => Math.max(280, container.clientWidth - 12);
@@ -39,28 +43,32 @@ export function drawPanels(container, aligned, panels, { range, marks = [], sync
       h("h3", {}, panel.title));
     container.append(box);
     const series = [
-      { label: "Time (UTC)", value: (u, v) => (v === null ? "—" : utcLabel(v)) },
+      { label: label ? "When" : "Time (UTC)", value: (u, v) => (v === null ? "—" : name(v)) },
       ...panel.series.map((s, i) => ({
         label: s.label,
         stroke: COLORS[(n + i) % COLORS.length],
         width: 1.6,
         spanGaps: true,
-        points: { show: aligned.x.length < width() / 5 },  // dots only where they fit
-        paths: panel.flag ? uPlot.paths.stepped({ align: 1 }) : undefined,
+        points: { show: panel.bars ? false : aligned.x.length < width() / 5 }, // dots where they fit
+        fill: panel.bars ? `${COLORS[(n + i) % COLORS.length]}99` : undefined,
+        paths: panel.flag ? uPlot.paths.stepped({ align: 1 })
+          : panel.bars ? uPlot.paths.bars({ size: [0.6, 48] }) : undefined,
         value: (u, v) => (v === null ? "—" : panel.flag ? (v ? "on" : "off") : `${v} ${panel.unit}`),
       })),
     ];
     const opts = {
       width: width(),
-      height: panel.flag ? 110 : 150,
+      height: panel.flag ? 110 : panel.height || 150,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       scales: {
         x: { time: true, range: () => range },
-        y: panel.flag ? { range: [-0.15, 1.15] } : { auto: true },
+        y: panel.flag ? { range: [-0.15, 1.15] }
+          : panel.bars ? { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] } : { auto: true },
       },
       axes: [
         // Time labels in UTC on the bottom panel only: the panels share one time axis.
-        { size: last ? 34 : 10, space: 70, values: (u, splits) => splits.map((v) => (last ? utcLabel(v) : "")) },
+        { size: last ? 34 : 10, space: 70, splits: ticks ? () => ticks : undefined,
+          values: (u, splits) => splits.map((v) => (last ? name(v) : "")) },
         { size: 56, label: panel.unit, labelSize: 16,
           values: panel.flag ? (u, splits) => splits.map((v) => (v === 1 ? "on" : v === 0 ? "off" : "")) : undefined,
           splits: panel.flag ? () => [0, 1] : undefined },

@@ -27,7 +27,7 @@ through with no cluster form.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from vdp.errors import ConfigurationError
@@ -81,48 +81,40 @@ def _code(statement: str) -> str:
     return "\n".join(lines).strip()
 
 
-def _closing(text: str, start: int) -> int:
-    """Index of the `)` closing the `(` at `start`, skipping quoted strings."""
-    depth, i, quote = 0, start, ""
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth after it) of each character of `text` from
+    `start` that is outside a quoted string or identifier."""
+    depth, quote, i = 0, "", start
     while i < len(text):
         ch = text[i]
         if quote:
             if ch == "\\":
-                i += 1
+                i += 1  # an escaped character, a quote among them
             elif ch == quote:
                 quote = ""
         elif ch in "'`\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        else:
+            depth += (ch == "(") - (ch == ")")
+            yield i, ch, depth
         i += 1
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the `)` closing the `(` at `start`."""
+    for i, ch, depth in _scan(text, start):
+        if ch == ")" and depth == 0:
+            return i
     raise ClusterDDLError(f"unbalanced parentheses in: {text[:120]}")
 
 
 def split_top_level(text: str) -> list[str]:
     """`text` cut at the commas outside parentheses and quotes (an ALTER's operations)."""
-    parts, depth, quote, start, i = [], 0, "", 0, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
+    parts, start = [], 0
+    for i, ch, depth in _scan(text):
+        if ch == "," and depth == 0:
             parts.append(text[start:i].strip())
             start = i + 1
-        i += 1
     parts.append(text[start:].strip())
     return [p for p in parts if p]
 

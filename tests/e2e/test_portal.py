@@ -4,9 +4,10 @@ processes (broker, worker, ClickHouse, `vdp serve`) and a fleet whose data is kn
 Each page is checked against what the owner API answers for the same question: the
 overview's latest state and coverage, the incident chart's points, the incident report's
 digests, trips (with the route, coarse as the consent was), charging sessions, monthly
-statistics and battery health when the service offers them, consent toggled (by mouse and by keyboard) and seen in the API, a deletion and its
-receipt, exports downloaded and read back, the access log. Then the errors an owner meets
-(expired token, no data in a range, a category not in scope), phone width, and `/docs`.
+statistics and battery health when the service offers them, consent toggled (by mouse and
+by keyboard) and seen in the API, a deletion and its receipt, exports downloaded and read
+back, the access log. Then the errors an owner meets (expired token, no data in a range, a
+category not in scope), phone width, and `/docs`.
 Every request the browser makes is watched: one to any other host fails the test.
 Screenshots of each page go to tests/artifacts/portal/ (their paths are printed).
 """

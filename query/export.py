@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -189,6 +191,9 @@ def _windows(repo: Repository, scope: Scope | None, target_rows: int) -> Iterato
 
 
 T = TypeVar("T")
+# Windows asked for ahead of the one being sent: ClickHouse sorts them meanwhile, on
+# its other cores.
+_WINDOWS_AHEAD = 2
 # What the export body is made of: bytes to send, and the rows they complete.
 Piece = tuple[bytes, int]
 Pieces = Generator[Piece, None, None]
@@ -198,34 +203,36 @@ _AHEAD = 8
 
 
 def _read_ahead(
-    open_window: Callable[[Scope], AbstractContextManager[Iterator[T]]], parts: Iterable[Scope]
+    open_window: Callable[[Scope], AbstractContextManager[Iterator[T]]],
+    parts: Iterable[Scope],
+    ahead: int = _WINDOWS_AHEAD,
 ) -> Generator[Iterator[T], None, None]:
-    """Each window's stream, in order, the next window already asked for (in a thread of
-    its own) while this one is read: ClickHouse sorts the next window while this one is
-    sent, instead of the export waiting for each window's query in turn. At most two
-    windows are open; both are closed however the caller stops."""
-    with ThreadPoolExecutor(1, thread_name_prefix="export-ahead") as pool:
+    """Each window's stream, in order, the next `ahead` windows already asked for (each in
+    a thread of its own) while this one is read: ClickHouse sorts them while this one is
+    sent, instead of the export waiting for each window's query in turn. At most
+    `ahead + 1` windows are open; all are closed however the caller stops."""
+    with ThreadPoolExecutor(ahead, thread_name_prefix="export-ahead") as pool:
 
         def enter(part: Scope) -> tuple[AbstractContextManager[Iterator[T]], Iterator[T]]:
             window = open_window(part)
             return window, window.__enter__()
 
         upcoming = iter(parts)
-        first = next(upcoming, None)
-        current = pool.submit(enter, first) if first is not None else None
+        asked = deque(pool.submit(enter, part) for part in itertools.islice(upcoming, ahead + 1))
         try:
-            while current is not None:
-                window, stream = current.result()
+            while asked:
+                window, stream = asked.popleft().result()
                 part = next(upcoming, None)
-                current = pool.submit(enter, part) if part is not None else None
+                if part is not None:
+                    asked.append(pool.submit(enter, part))
                 try:
                     yield stream
                 finally:
                     window.__exit__(None, None, None)
         finally:
-            if current is not None:  # stopped early: close the window asked for ahead
+            for opened in asked:  # stopped early: close the windows asked for ahead
                 with contextlib.suppress(Exception):
-                    current.result()[0].__exit__(None, None, None)
+                    opened.result()[0].__exit__(None, None, None)
 
 
 def parquet_pieces(repo: Repository, scope: Scope | None, access: Access, target: int) -> Pieces:

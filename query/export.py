@@ -1,10 +1,7 @@
 """Full export of a time range as CSV, JSON Lines or Parquet, streamed in constant memory.
 
-The range is first planned: one cheap count per hour (no FINAL, no sort) says where the
-rows are, and the rows are then read in windows of about `VDP_QUERY_EXPORT_WINDOW_ROWS`
-each (the first one 1/16 of that, each next twice the last), skipping the empty hours. So
-a 92-day range with a day of data costs a handful of queries, not 2,208 one-hour ones,
-and the first rows leave within a second. Each window is one ClickHouse query whose
+The range is read in the windows `query.windows` plans (a handful for 92 days with a day
+of data; the first rows leave within a second). Each window is one ClickHouse query whose
 result is passed on as it arrives: CSV and JSON Lines as ClickHouse writes them (times
 in the API's one format), Parquet as Arrow record batches encoded one at a time. The
 service holds one network chunk (or one batch) at a time whatever the range.
@@ -21,15 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import itertools
 import threading
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Generator
 from functools import partial
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,9 +29,10 @@ from fastapi import Query
 from fastapi.responses import StreamingResponse
 
 from query.deps import Access, CurrentOwner, OwnedCar, Svc
-from query.params import TimeRange, bad_request
-from query.repository import EXPORT_COLUMNS, PLAN_BUCKET, Repository, Scope
+from query.params import bad_request
+from query.repository import EXPORT_COLUMNS, Repository, Scope
 from query.routes import Range, Selected, owned_scope, v1_router
+from query.windows import read_ahead, windows
 
 router = v1_router()
 
@@ -54,9 +47,6 @@ SCHEMA = pa.schema(
         ("quality", pa.uint8()),
     ]
 )
-# The first window of an export holds 1/_RAMP of the target rows (its first rows leave
-# within a second), each next one twice the last.
-_RAMP = 16
 # An incident report's window is at most VDP_QUERY_MAX_REPORT_MINUTES: read in one go.
 _REPORT_WINDOW = 10**9
 
@@ -141,59 +131,6 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def plan_windows(
-    span: TimeRange, counts: list[tuple[datetime, int]], target_rows: int, first_rows: int = 0
-) -> list[TimeRange]:
-    """Windows that cover every bucket holding rows, in time order: buckets are joined
-    while they fit, a bucket holding more is cut (its rows taken as evenly spread), and a
-    stretch of empty buckets is never read. The first window holds about `first_rows`
-    (default: `target_rows`), each next one twice the last, up to `target_rows`: the first
-    rows leave soon, the later windows are large. `counts` are (bucket start, rows) per
-    `PLAN_BUCKET`, ascending; windows never leave `span`."""
-    windows: list[TimeRange] = []
-    limit = first_rows or target_rows
-    start: datetime | None = None
-    end, rows = span.start, 0
-
-    def close(until: datetime) -> None:
-        nonlocal start, limit
-        if start is not None and start < until:
-            windows.append(TimeRange(start, until))
-            limit = min(limit * 2, target_rows)
-        start = None
-
-    for at, count in counts:
-        bucket = TimeRange(max(at, span.start), min(at + PLAN_BUCKET, span.end))
-        if count <= 0 or bucket.end <= bucket.start:
-            continue
-        if start is not None and rows + count > limit:
-            close(end)
-        # Cut on whole milliseconds: the windows' ends are DateTime64(3) parameters.
-        ms = (bucket.end - bucket.start) // timedelta(milliseconds=1)
-        taken = 0
-        while count - taken > limit:
-            start = bucket.start + timedelta(milliseconds=ms * taken // count)
-            taken += limit
-            close(bucket.start + timedelta(milliseconds=ms * taken // count))
-        if start is None:
-            start, rows = bucket.start + timedelta(milliseconds=ms * taken // count), 0
-        end, rows = bucket.end, rows + count - taken
-    close(end)
-    return windows
-
-
-def _windows(repo: Repository, scope: Scope | None, target_rows: int) -> Iterator[Scope]:
-    if scope is None:  # the range and the ownership do not meet: nothing to read
-        return
-    counts = repo.row_counts(scope)
-    for window in plan_windows(scope.span, counts, target_rows, target_rows // _RAMP):
-        yield scope.within(window)
-
-
-T = TypeVar("T")
-# Windows asked for ahead of the one being sent: ClickHouse sorts them meanwhile, on
-# its other cores.
-_WINDOWS_AHEAD = 2
 # What the export body is made of: bytes to send, and the rows they complete.
 Piece = tuple[bytes, int]
 Pieces = Generator[Piece, None, None]
@@ -202,43 +139,10 @@ Pieces = Generator[Piece, None, None]
 _AHEAD = 8
 
 
-def _read_ahead(
-    open_window: Callable[[Scope], AbstractContextManager[Iterator[T]]],
-    parts: Iterable[Scope],
-    ahead: int = _WINDOWS_AHEAD,
-) -> Generator[Iterator[T], None, None]:
-    """Each window's stream, in order, the next `ahead` windows already asked for (each in
-    a thread of its own) while this one is read: ClickHouse sorts them while this one is
-    sent, instead of the export waiting for each window's query in turn. At most
-    `ahead + 1` windows are open; all are closed however the caller stops."""
-    with ThreadPoolExecutor(ahead, thread_name_prefix="export-ahead") as pool:
-
-        def enter(part: Scope) -> tuple[AbstractContextManager[Iterator[T]], Iterator[T]]:
-            window = open_window(part)
-            return window, window.__enter__()
-
-        upcoming = iter(parts)
-        asked = deque(pool.submit(enter, part) for part in itertools.islice(upcoming, ahead + 1))
-        try:
-            while asked:
-                window, stream = asked.popleft().result()
-                part = next(upcoming, None)
-                if part is not None:
-                    asked.append(pool.submit(enter, part))
-                try:
-                    yield stream
-                finally:
-                    window.__exit__(None, None, None)
-        finally:
-            for opened in asked:  # stopped early: close the windows asked for ahead
-                with contextlib.suppress(Exception):
-                    opened.result()[0].__exit__(None, None, None)
-
-
 def parquet_pieces(repo: Repository, scope: Scope | None, access: Access, target: int) -> Pieces:
     """Parquet of every sample in the scope: a row group per Arrow batch, window by window."""
     encoder = ParquetEncoder()
-    for batches in _read_ahead(repo.export_batches, _windows(repo, scope, target)):
+    for batches in read_ahead(repo.export_batches, windows(repo, scope, target)):
         for batch in batches:
             yield encoder.write(batch.cast(SCHEMA)), batch.num_rows
             if access.stop:
@@ -259,7 +163,7 @@ def text_pieces(
     `JSONEachRow`), window by window, chunks passed on as they arrive."""
     if header:
         yield header, 0  # the first byte, before any query
-    for chunks in _read_ahead(partial(repo.export_text, fmt=fmt), _windows(repo, scope, target)):
+    for chunks in read_ahead(partial(repo.export_text, fmt=fmt), windows(repo, scope, target)):
         for chunk in chunks:
             yield chunk, rows.count(chunk)
             if access.stop:

@@ -17,16 +17,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from query.access_log import AccessLogWriter, Entry
-from query.export import (
-    CSV_HEADER,
-    SCHEMA,
-    CsvRows,
-    JsonLineRows,
-    ParquetEncoder,
-    plan_windows,
-)
+from query.export import CSV_HEADER, SCHEMA, CsvRows, JsonLineRows, ParquetEncoder
 from query.params import TimeRange
 from query.report import Package
+from query.windows import plan_windows
 
 T = datetime(2026, 5, 1, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -32,7 +33,7 @@ from processors.writers.clickhouse import ClickHouseSink
 from processors.writers.deadletters import DeadLetterProducer
 from schemas.catalog import load_catalog
 from schemas.codec import consent_codec, ownership_codec, telemetry_codec
-from schemas.tables import CONSENT_DECISIONS, DEAD_LETTERS, OWNERSHIP_INTERVALS
+from schemas.tables import CONSENT_DECISIONS, DEAD_LETTERS, OWNERSHIP_INTERVALS, Table
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
@@ -105,30 +106,28 @@ class Worker:
         envelopes = encode_envelopes(rejections, int(time.time() * 1000))
         failed = self.pipeline.record_failure
         await retrying("dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed)
-        # No token: a dead letter is replaced by its source coordinates, so resending is harmless.
-        sink.add(DEAD_LETTERS, dead_letter_columns(rejections))
-        await retrying("dead_letters insert", lambda: sink.flush(None), self.backoff, failed)
+        # A dead letter is replaced by its source coordinates, so resending is harmless.
+        await self._write(sink, DEAD_LETTERS, dead_letter_columns(rejections))
         for rejection in rejections:
             self.metrics.dead_letters.labels(str(rejection.reason)).inc()
 
     async def write_intervals(self, vins: list[str]) -> None:
         self.metrics.ownership_vins.set(len(self.book))
-        # No token: the rows are replaced by (vin, valid_from) with event_offset as their
-        # version, so sending them again is harmless.
-        self.interval_sink.add(OWNERSHIP_INTERVALS, self.book.interval_columns(vins))
-        await retrying(
-            "ownership_intervals insert",
-            lambda: self.interval_sink.flush(None),
-            self.backoff,
-            self.pipeline.record_failure,
-        )
+        # The rows are replaced by (vin, valid_from) with event_offset as their version, so
+        # sending them again is harmless.
+        await self._write(self.interval_sink, OWNERSHIP_INTERVALS, self.book.interval_columns(vins))
 
     async def write_decisions(self, vins: list[str]) -> None:
-        # No token either: one row per (vin, decision id), and a decision never changes.
-        self.consent_sink.add(CONSENT_DECISIONS, self.consent.decision_columns(vins))
+        # One row per (vin, decision id), and a decision never changes.
+        await self._write(self.consent_sink, CONSENT_DECISIONS, self.consent.decision_columns(vins))
+
+    async def _write(self, sink: ClickHouseSink, table: Table, columns: list[list[Any]]) -> None:
+        """A book task's rows, without a token: each table named here replaces a row sent
+        again by its key, so a retry or a replay of the topic is harmless."""
+        sink.add(table, columns)
         await retrying(
-            "consent_decisions insert",
-            lambda: self.consent_sink.flush(None),
+            f"{table.name} insert",
+            lambda: sink.flush(None),
             self.backoff,
             self.pipeline.record_failure,
         )

@@ -10,9 +10,11 @@ from vdp.settings import Settings
 
 def register(sub: Any) -> None:
     _register_process(sub)
+    from processors.derive.cli import register as register_derive
     from processors.dlq_cli import register as register_dlq
 
     register_dlq(sub)
+    register_derive(sub)
 
 
 def _register_process(sub: Any) -> None:
@@ -23,7 +25,8 @@ def _register_process(sub: Any) -> None:
             "Apply pending ClickHouse migrations (like 'vdp migrate'), then run N Faust worker "
             "processes in one consumer group (VDP_PROCESS_APP_ID) reading VDP_TOPIC_RAW and "
             "VDP_TOPIC_OWNERSHIP, writing samples to ClickHouse and rejects to VDP_TOPIC_DLQ "
-            "and the dead_letters table. Worker i serves /metrics and /healthz on "
+            "and the dead_letters table, and one deriver (trips, charging sessions, the "
+            "minute rollup: 'vdp derive'). Worker i serves /metrics and /healthz on "
             "127.0.0.1:(web port + i). Stops on SIGTERM/Ctrl-C."
         ),
     )
@@ -33,6 +36,11 @@ def _register_process(sub: Any) -> None:
         "--batch-seconds", type=float, help="longest wait for a batch (VDP_PROCESS_BATCH_SECONDS)"
     )
     proc.add_argument("--web-port", type=int, help="first worker's port (VDP_PROCESS_WEB_PORT)")
+    proc.add_argument(
+        "--no-derive",
+        action="store_true",
+        help="start no deriver beside the workers (run one 'vdp derive' per deployment)",
+    )
     proc.add_argument(
         "--loglevel",
         default="info",
@@ -63,4 +71,4 @@ def process(args: argparse.Namespace, settings: Settings) -> int:
     created = ensure_topics(settings)
     if created:
         print(f"created topics: {', '.join(created)}")
-    return run_workers(settings, args.workers, args.loglevel)
+    return run_workers(settings, args.workers, args.loglevel, derive=not args.no_derive)

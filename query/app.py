@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from query import consent, deletion, export, portal, problems, report, routes
+from query import consent, deletion, derived, export, portal, problems, report, routes
 from query.access_log import AccessLogWriter
 from query.auth import verifier_from_settings
 from query.cursors import signer_from_settings
@@ -83,7 +83,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.rights = rights
     app.state.deletions = executor
     problems.install(app)
-    for module in (routes, export, report, consent, deletion):
+    for module in (routes, export, report, consent, deletion, derived):
         app.include_router(module.router)
     portal.install(app)  # the owner portal at /portal/, and /docs
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from query import models as m
+from query.derived_deletion import delete_derived
 from query.rights import ms
 from query.rights_repository import ROLLUP_SOURCES, Request, RightsRepository
 
@@ -85,6 +86,7 @@ class DeletionExecutor:
         for target in sorted({v.target for v in views}):
             repo.rebuild(target, [v for v in views if v.target == target], request.vin, days)
             rebuilt[target] = len(days)
+        derived = delete_derived(repo.client, request)  # trips, sessions, minute rollup
         done = datetime.now(UTC)
         receipt = {
             "request_id": request.request_id,
@@ -98,8 +100,10 @@ class DeletionExecutor:
             "removed": {table: dict(sorted(n.items())) for table, n in before.items()},
             "removed_dead_letters": dead_letters,
             "rollup_days_rebuilt": rebuilt,
+            "removed_derived": derived,
             "remaining": remaining,
-            "method": "ALTER TABLE … DELETE (mutations_sync=2), rollups rebuilt",
+            "method": "ALTER TABLE … DELETE (mutations_sync=2), rollups rebuilt, derived "
+            "rows deleted and derived again from what remains",
         }
         finished = replace(request, status="done", done_at=done, receipt=json.dumps(receipt),
                            digest=digest(receipt))  # fmt: skip

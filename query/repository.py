@@ -160,7 +160,17 @@ class Repository:
         )
 
     def downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
-        """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse."""
+        """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse;
+        whole minutes from the rollup kept by the deriver where it is current (the same
+        numbers, see query/rollup.py, which imports this module)."""
+        if resolution_s % 60 == 0:
+            from query.rollup import downsampled_from_rollup
+
+            return downsampled_from_rollup(self, scope, resolution_s)
+        return self.raw_downsampled(scope, resolution_s)
+
+    def raw_downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
+        """`downsampled` from the samples alone."""
         return self._json_lines(
             f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
             "lo AS min, av AS avg, hi AS max, n AS count FROM (SELECT signal, toDateTime64("

@@ -139,6 +139,37 @@ DELETION_REQUESTS = Table(
     ),
 )
 
+# Derived data (migration 011, processors/derive/): written by the deriver from samples.
+DERIVE_HOURS = Table(
+    "derive_hours", ("vin", "day", "hour", "marked_at", "rolled_at", "segmented_at")
+)
+SAMPLES_1M = Table(
+    "samples_1m",
+    ("vin", "category", "signal", "event_time", "owner_id", "lo", "hi", "total", "n",
+     "version", "is_deleted"),
+    by_category=True,
+)  # fmt: skip
+TRIPS = Table(
+    "trips",
+    ("vin", "owner_id", "start_time", "end_time", "complete", "start_lat", "start_lon",
+     "end_lat", "end_lon", "odometer_start_km", "odometer_end_km", "energy_wh",
+     "max_speed_kmh", "hard_brakes", "abs_events", "esc_events", "frames", "version",
+     "is_deleted"),
+)  # fmt: skip
+CHARGING_SESSIONS = Table(
+    "charging_sessions",
+    ("vin", "owner_id", "start_time", "end_time", "complete", "soc_start", "soc_end",
+     "energy_kwh", "energy_hours", "peak_kw", "current_type", "capacity_kwh", "lat", "lon",
+     "frames", "version", "is_deleted"),
+)  # fmt: skip
+IDLE_PERIODS = Table(
+    "idle_periods",
+    ("vin", "owner_id", "start_time", "end_time", "complete", "soc_start", "soc_end",
+     "frames", "version", "is_deleted"),
+)  # fmt: skip
+# The derived tables cut from a car's timeline, which the deriver replaces together.
+SEGMENT_TABLES = (TRIPS, CHARGING_SESSIONS, IDLE_PERIODS)
+
 TABLES = (
     SAMPLES,
     OWNERSHIP_INTERVALS,
@@ -148,6 +179,9 @@ TABLES = (
     CONSENT_DECISIONS,
     NOT_COLLECTED,
     DELETION_REQUESTS,
+    DERIVE_HOURS,
+    SAMPLES_1M,
+    *SEGMENT_TABLES,
 )
 # Retention keys of the tables whose TTL is their own (`VDP_RETENTION_DAYS`), by table.
 RETENTION_KEYS = {

@@ -10,7 +10,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The owner query service's token secret for local use only (see query/auth.py).
@@ -108,6 +108,41 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often the query service's executor looks for due deletions."
     )
 
+    # Derived data (`vdp derive`, processors/derive/; README "Trips, charging, battery")
+    derive_poll_seconds: float = Field(
+        5.0, gt=0, description="How often the deriver looks for hours of samples that changed."
+    )
+    derive_settle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="An insert is visible this long after its mark; an hour is rolled up "
+        "into samples_1m once its last insert is this old.",
+    )
+    derive_trip_gap_seconds: float = Field(
+        600.0, gt=0, description="Driving samples further apart than this belong to two trips."
+    )
+    derive_charge_merge_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="A pause in charging shorter than this is part of one charging session.",
+    )
+    derive_min_capacity_soc: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description="Least state of charge (%) a session adds for its capacity estimate.",
+    )
+    tariff_prices: list[float] = Field(
+        default_factory=lambda: [0.307] * 6 + [0.617] * 16 + [0.307] * 2,
+        min_length=24,
+        max_length=24,
+        description="Time-of-use price per kWh for each local hour of day (0-23), as JSON.",
+    )
+    tariff_timezone: str = Field(
+        "Asia/Shanghai", description="Time zone of the tariff's hours (IANA name)."
+    )
+    tariff_currency: str = Field("CNY", description="Currency of the tariff's prices.")
+
     # Owner query service (`vdp serve`, query/)
     query_port: int = Field(8080, description="Owner query service HTTP port (127.0.0.1).")
     query_environment: str = Field(
@@ -137,6 +172,9 @@ class Settings(BaseSettings):
         "derived from the token key, local only (production refuses it).",
     )
     query_max_range_days: int = Field(92, gt=0, description="Longest time range of one request.")
+    query_max_derived_range_days: int = Field(
+        731, gt=0, description="Longest range of a trips, charging or statistics request."
+    )
     query_max_buckets: int = Field(
         50_000, gt=0, description="Most buckets (signals x buckets) a downsampled request returns."
     )
@@ -212,13 +250,31 @@ class Settings(BaseSettings):
         "samples_written (between the samples and incidents inserts), stored (all inserted).",
     )
 
+    @field_validator("tariff_prices")
+    @classmethod
+    def _prices(cls, prices: list[float]) -> list[float]:
+        if any(p < 0 for p in prices):
+            raise ValueError("tariff prices are not negative")
+        return prices
+
+    @field_validator("tariff_timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {zone!r}") from e
+        return zone
+
     def environment(self) -> dict[str, str]:
         """Every setting as the `VDP_…` variable a child process reads it back from."""
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            elif isinstance(value, dict):
+            elif isinstance(value, dict | list):
                 value = json.dumps(value, sort_keys=True)
             env[env_name(name)] = str(value)
         return env

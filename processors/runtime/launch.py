@@ -52,21 +52,29 @@ def web_ports(first: int, workers: int) -> list[int]:
     return ports
 
 
-def run_workers(settings: Settings, workers: int, loglevel: str = "info") -> int:
-    """Start `workers` processes and wait for them; the worst exit code."""
+def run_workers(
+    settings: Settings, workers: int, loglevel: str = "info", derive: bool = False
+) -> int:
+    """Start `workers` processes (and, with `derive`, one deriver: `vdp derive`) and wait
+    for them; the worst exit code."""
     child_env = {**os.environ, **settings.environment()}
     ports = web_ports(settings.process_web_port, workers)
+    commands = [worker_command(port, loglevel) for port in ports]
+    if derive:
+        commands.append([sys.executable, "-m", "processors.derive"])
     procs = [
         subprocess.Popen(
-            worker_command(port, loglevel),
+            command,
             env=child_env,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
-        for port in ports
+        for command in commands
     ]
-    for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
+    for i, (proc, port) in enumerate(zip(procs, ports, strict=False)):
         print(f"worker {i}: pid {proc.pid}, http://127.0.0.1:{port}/metrics, /healthz", flush=True)
+    if derive:
+        print(f"deriver: pid {procs[-1].pid} (vdp derive)", flush=True)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for proc in procs:

@@ -1,0 +1,136 @@
+"""The month views from the minute rollup: `/series?resolution=` in whole minutes.
+
+`samples_1m` holds, per car, owner, signal and minute, the min, max, sum and count of the
+samples (kept by the deriver, processors/derive/). A request is cut into two parts that
+together are exactly its range, each counted once:
+
+- whole minutes wholly inside one of the owner's ownership periods, in hours the rollup
+  holds completely (`derive_hours`: marked, and rolled up since its last mark), come from
+  the rollup: one row per minute instead of up to 600 samples;
+- everything else (the partial minutes at the range's ends and at a change of owner,
+  hours still changing or never rolled up) is read raw with the very filter of the raw
+  query.
+
+Then each bucket's figures are combined: min of mins, max of maxes, sums and counts added,
+avg = sum / count. So the answer is the raw query's: min, max and count exactly, avg up
+to the rounding of a sum taken in another order (a relative 1e-15, as two runs of the raw
+query on several threads differ by). `tests/integration/test_derived.py` holds it to that,
+after a crash replay and after a deletion too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from query.params import TimeRange
+
+if TYPE_CHECKING:
+    from query.repository import Repository, Scope
+
+Ranges = list[tuple[datetime, datetime]]
+_MINUTE, _HOUR = timedelta(minutes=1), timedelta(hours=1)
+# More pieces than this and the plan's SQL would cost more than it saves: read it raw.
+MAX_PIECES = 48
+_T = "DateTime64(3, 'UTC')"
+# The owner's periods with the car, and the range's hours the rollup holds whole: marked
+# (samples were inserted) and rolled up since the last mark.
+_STATE = (
+    "SELECT (SELECT groupArray((valid_from, valid_to)) FROM ownership_intervals FINAL "
+    "WHERE vin = {vin:String} AND owner_id = {owner:String}), "
+    "(SELECT groupArray(hour) FROM (SELECT hour FROM derive_hours WHERE vin = {vin:String} "
+    "AND day >= toDate({start:DateTime64(3, 'UTC')}) "
+    "AND day <= toDate({end:DateTime64(3, 'UTC')}) GROUP BY hour "
+    "HAVING max(marked_at) > toDateTime64(0, 3, 'UTC') AND max(rolled_at) >= max(marked_at)))"
+)
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def _floor(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _ceil(t: datetime) -> datetime:
+    floor = _floor(t)
+    return floor if floor == t else floor + _MINUTE
+
+
+def merged(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for a, b in sorted(r for r in ranges if r[0] < r[1]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def intersected(x: Ranges, y: Ranges) -> Ranges:
+    return merged([(max(a, c), min(b, d)) for a, b in x for c, d in y])
+
+
+def subtracted(whole: tuple[datetime, datetime], holes: Ranges) -> Ranges:
+    out: Ranges = []
+    cursor = whole[0]
+    for a, b in merged(holes):
+        if a > cursor:
+            out.append((cursor, min(a, whole[1])))
+        cursor = max(cursor, b)
+    if cursor < whole[1]:
+        out.append((cursor, whole[1]))
+    return [r for r in out if r[0] < r[1]]
+
+
+def plan(span: TimeRange, periods: Ranges, rolled: list[datetime]) -> tuple[Ranges, Ranges]:
+    """(ranges read from the rollup, ranges read raw): a partition of `span`. Rollup
+    ranges are in whole minutes, inside a period, in hours rolled up whole."""
+    minutes = [(_ceil(span.start), _floor(span.end))]
+    inside = [(_ceil(_utc(a)), _floor(_utc(b))) for a, b in periods]
+    hours = merged([(_utc(h), _utc(h) + _HOUR) for h in rolled])
+    from_rollup = intersected(intersected(minutes, merged(inside)), hours)
+    return from_rollup, subtracted((span.start, span.end), from_rollup)
+
+
+def _any_of(ranges: Ranges, prefix: str, params: dict[str, Any]) -> str:
+    """`event_time` in any of `ranges`, as ORed comparisons the primary key can use."""
+    terms = []
+    for i, (a, b) in enumerate(ranges):
+        params[f"{prefix}{i}a"], params[f"{prefix}{i}b"] = a, b
+        terms.append(
+            f"(event_time >= {{{prefix}{i}a:{_T}}} AND event_time < {{{prefix}{i}b:{_T}}})"
+        )
+    return "(" + " OR ".join(terms) + ")" if terms else "0"
+
+
+def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -> list[bytes]:
+    from query.repository import _ISO, _OWNED, _SELECTED
+
+    periods, rolled = repo.client.query(_STATE, parameters=scope.params()).result_rows[0]
+    from_rollup, raw = plan(scope.span, list(periods), list(rolled))
+    if not from_rollup or len(from_rollup) + len(raw) > MAX_PIECES:
+        return repo.raw_downsampled(scope, resolution_s)
+    params = scope.params() | {"res": resolution_s}
+    bucket = (
+        "toDateTime64(toStartOfInterval(event_time, toIntervalSecond({res:UInt32}), 'UTC'), "
+        "3, 'UTC')"
+    )
+    minutes = (
+        f"SELECT signal, {bucket} AS bucket, lo, hi, total, n FROM samples_1m FINAL "  # noqa: S608
+        "WHERE vin = {vin:String} AND owner_id = {owner:String} AND owner_id != '' "
+        f"{_SELECTED} AND {_any_of(from_rollup, 'u', params)}"
+    )
+    samples = (
+        f"SELECT signal, {bucket} AS bucket, value_num AS lo, value_num AS hi, "  # noqa: S608
+        f"value_num AS total, 1 AS n FROM samples FINAL WHERE {_OWNED} {_SELECTED} "
+        f"AND value_num IS NOT NULL AND {_any_of(raw, 'r', params)}"
+    )
+    parts = f"{minutes} UNION ALL {samples}" if raw else minutes
+    return repo._json_lines(
+        f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
+        "min(lo) AS min, sum(total) / sum(n) AS avg, max(hi) AS max, sum(n) AS count "
+        f"FROM ({parts}) GROUP BY signal, bucket ORDER BY signal, bucket",
+        params,
+    )

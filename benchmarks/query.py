@@ -1,10 +1,13 @@
 """`vdp bench-query`: latency and throughput of the owner API against its SQL floor.
 
-Two requests: (a) one hour of 1 Hz raw speed for one car, (b) one month of 1 Hz speed
-downsampled to 1-minute buckets. Each is sent over loopback HTTP to a real `vdp serve`
-process by a few client threads, bounded in time and count; then the very same SQL (the
-repository's method, same parameters) is run with clickhouse-connect directly, the same
-way, as the floor. The ratio says what the service adds.
+The requests: (a) one hour of 1 Hz raw speed for one car, (b) one month of 1 Hz speed
+downsampled to 1-minute buckets (from the minute rollup where it is current), and a year
+of the car's (c) trips, (d) charging sessions and (e) monthly statistics. Each is sent
+over loopback HTTP to a real `vdp serve` process by a few client threads, bounded in
+time and count; then the very same SQL (the repository's method, same parameters) is run
+with clickhouse-connect directly, the same way, as the floor. The ratio says what the
+service adds. The table sizes (bytes per row of `samples` and `samples_1m`, from
+`system.parts`) are printed first.
 
 `--export`: a 92-day export of the first car (a month at 1 Hz in it, 2.6 M rows) through
 `vdp serve`, side by side with the same rows streamed straight from ClickHouse as CSV in
@@ -31,7 +34,11 @@ import urllib3
 from clickhouse_connect.driver.client import Client
 
 from benchmarks.common import p50_p99
+from benchmarks.derived_data import YEAR, YEAR_START
 from benchmarks.query_data import HOUR_START, MONTH, MONTH_START, fleet
+from query.auth import Principal
+from query.derived import Shown
+from query.derived_repository import DerivedRepository
 from query.params import Selection, TimeRange
 from query.repository import EXPORT_SETTINGS, Repository, Scope
 from vdp.errors import StackError
@@ -128,23 +135,54 @@ def run(
     count: int,
     echo: Callable[[str], None],
 ) -> list[tuple[Result, Result]]:
-    """Both scenarios, service then floor; pairs of results."""
+    """Every scenario, service then floor; pairs of results."""
     cars = fleet(1)
     owner, vin = cars.owner(0), cars.vins[0]
-    token = mint_token(settings, owner, ["driving"], 3600)
+    categories = ["driving", "location", "battery_charging", "vehicle_state"]
+    token = mint_token(settings, owner, categories, 3600)
     sel = Selection(("driving",), ("Vehicle.Speed",))
     hour = TimeRange(HOUR_START, HOUR_START + timedelta(hours=1))
     month = TimeRange(MONTH_START, MONTH_START + MONTH)
-    scenarios: list[tuple[str, dict[str, str | int], Callable[[], object]]] = [
+    year = TimeRange(YEAR_START, YEAR_START + YEAR)
+    derived = DerivedRepository(repo.client)
+    whole = Scope(owner, vin, year, Selection(tuple(categories), ()))
+    principal = Principal(owner, frozenset(categories))
+    trips_shown = Shown(principal, ("driving",), ("location", "vehicle_state", "battery_charging"))
+    sessions_shown = Shown(principal, ("battery_charging",), ("location",))
+    tariff = (settings.tariff_prices, settings.tariff_timezone)
+    speed: dict[str, str | int] = {"signal": "Vehicle.Speed"}
+    a_year: dict[str, str | int] = {"from": year.start.isoformat(), "to": year.end.isoformat()}
+    scenarios: list[tuple[str, str, dict[str, str | int], Callable[[], object]]] = [
         (
             "(a) 1 h raw, 1 Hz (3,600 rows)",
-            {"from": hour.start.isoformat(), "to": hour.end.isoformat(), "page_size": 3600},
+            "series",
+            speed | {"from": hour.start.isoformat(), "to": hour.end.isoformat(), "page_size": 3600},
             lambda: repo.raw_page(Scope(owner, vin, hour, sel), None, 3600),
         ),
         (
             "(b) 30 d -> 1 min buckets (43,200)",
-            {"from": month.start.isoformat(), "to": month.end.isoformat(), "resolution": 60},
+            "series",
+            speed
+            | {"from": month.start.isoformat(), "to": month.end.isoformat(), "resolution": 60},
             lambda: repo.downsampled(Scope(owner, vin, month, sel), 60),
+        ),
+        (
+            "(c) trips of a year (730)",
+            "trips",
+            a_year | {"page_size": 1000},
+            lambda: derived.trips(whole, None, 1000, trips_shown),
+        ),
+        (
+            "(d) charging sessions of a year",
+            "charging-sessions",
+            a_year | {"page_size": 1000},
+            lambda: derived.sessions(whole, None, 1000, sessions_shown, *tariff),
+        ),
+        (
+            "(e) monthly statistics of a year",
+            "stats/monthly",
+            a_year,
+            lambda: (derived.trips_by_month(whole), derived.sessions_by_month(whole, *tariff)),
         ),
     ]
     results = []
@@ -160,11 +198,10 @@ def run(
             c: httpx.Client = local.client
             return c
 
-        for name, params, direct in scenarios:
-            query = params | {"signal": "Vehicle.Speed"}
+        for name, path, query, direct in scenarios:
 
-            def call(q: dict[str, str | int] = query) -> None:
-                response = client().get(f"/v1/vehicles/{vin}/series", params=q)
+            def call(q: dict[str, str | int] = query, p: str = path) -> None:
+                response = client().get(f"/v1/vehicles/{vin}/{p}", params=q)
                 response.raise_for_status()
 
             call()  # warm-up
@@ -286,6 +323,21 @@ def export_run(
     return pairs
 
 
+def stored_bytes(client: Client) -> list[str]:
+    """Compressed bytes per row of the measured tables, from their active parts."""
+    rows = client.query(
+        "SELECT table, sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes) "
+        "FROM system.parts WHERE database = currentDatabase() AND active "
+        "AND table IN ('samples', 'samples_1m') GROUP BY table ORDER BY table"
+    ).result_rows
+    return [
+        f"{table}: {n:,} rows, {c / 1e6:,.1f} MB compressed ({u / 1e6:,.1f} MB), "
+        f"{c / n:.2f} bytes per row"
+        for table, n, c, u in rows
+        if n
+    ]
+
+
 def main(
     settings: Settings,
     cars: int,
@@ -296,6 +348,7 @@ def main(
     export: int = 0,
 ) -> int:
     """`vdp bench-query`: seed the database unless it holds the data, then `run`."""
+    from benchmarks.derived_data import roll_up_all, seed_derived
     from benchmarks.query_data import PER_CAR, seed
     from schemas.migrate import migrate
     from vdp.clickhouse import clickhouse_client
@@ -312,6 +365,14 @@ def main(
         rows = seed(client, cars)
         print(f"  {rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
     print(f"samples table: {rows:,} rows", flush=True)
+    seeded = seed_derived(client, fleet(1))
+    if seeded:
+        print(f"  {seeded:,} trips, charging sessions and idle periods for the first car")
+    rolled = roll_up_all(client, print)
+    if rolled:
+        print(f"  {rolled:,} hours rolled up into samples_1m", flush=True)
+    for line in stored_bytes(client):
+        print(line, flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (other work on the machine skews results)")
     if export:

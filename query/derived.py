@@ -11,6 +11,7 @@ began and ended inside one of the owner's periods.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -50,10 +51,6 @@ def _ms(value: int) -> str | None:
     return m.iso(datetime.fromtimestamp(value / 1000, UTC))
 
 
-def _place(lat: float | None, lon: float | None, shown: bool) -> dict[str, float] | None:
-    return {"lat": lat, "lon": lon} if shown and lat is not None and lon is not None else None
-
-
 def _month(day: date) -> str:
     return day.strftime("%Y-%m")
 
@@ -76,6 +73,11 @@ class Shown:
     def __contains__(self, category: str) -> bool:
         return category in self.have
 
+    def params(self) -> dict[str, bool]:
+        """The query parameters that switch the figures of other categories on."""
+        return {"show_location": LOCATION in self, "show_state": STATE in self,
+                "show_battery": BATTERY in self}  # fmt: skip
+
 
 def _scope(car: Car, owner: str, span: TimeRange, shown: Shown) -> Scope | None:
     return owned_scope(car, owner, span, Selection(shown.categories, ()))
@@ -91,18 +93,9 @@ def _page_of(
     return limit, pages, position[0] if position else None
 
 
-def _trip(row: Any, shown: Shown) -> dict[str, Any]:
-    start, end, complete, slat, slon, elat, elon, km, wh, vmax, brakes, abs_, esc = row
-    seconds = (end - start) / 1000
-    km = km if STATE in shown else None
-    wh = wh if BATTERY in shown else None
-    return {"start": _ms(start), "end": _ms(end), "complete": bool(complete),
-            "duration_s": seconds, "distance_km": km,
-            "avg_speed_kmh": _ratio(km * 3600 if km is not None else None, seconds),
-            "max_speed_kmh": vmax, "energy_wh": wh, "efficiency_wh_per_km": _ratio(wh, km),
-            "start_place": _place(slat, slon, LOCATION in shown),
-            "end_place": _place(elat, elon, LOCATION in shown),
-            "hard_brakes": brakes, "abs_events": abs_, "esc_events": esc}  # fmt: skip
+def _after(rows: list[bytes]) -> datetime:
+    """The keyset position of the last row of a page: its start."""
+    return datetime.fromisoformat(json.loads(rows[-1])["start"])
 
 
 @router.get("/vehicles/{vin}/trips", response_model=dm.TripsOut, summary="Trips, oldest first")
@@ -123,20 +116,11 @@ def trips(
     scope = _scope(car, owner.owner_id, span, shown)
     if scope is None:
         return json_response(body)
-    rows = _repo(svc).trips(scope, after, limit)
-    body["trips"] = [_trip(r, shown) for r in rows]
+    rows = _repo(svc).trips(scope, after, limit, shown)
     if len(rows) == limit:
-        body["next_cursor"] = pages.after(datetime.fromtimestamp(rows[-1][0] / 1000, UTC))
+        body["next_cursor"] = pages.after(_after(rows))
     car.access.rows = len(rows)
-    return json_response(body)
-
-
-def _session(row: Any, shown: Shown) -> dict[str, Any]:
-    start, end, complete, soc0, soc1, kwh, peak, current, capacity, lat, lon, cost = row
-    return {"start": _ms(start), "end": _ms(end), "complete": bool(complete),
-            "duration_s": (end - start) / 1000, "soc_start": soc0, "soc_end": soc1,
-            "energy_kwh": kwh, "peak_kw": peak, "current": current, "cost": cost,
-            "capacity_kwh": capacity, "place": _place(lat, lon, LOCATION in shown)}  # fmt: skip
+    return json_response(body, trips=rows)
 
 
 @router.get(
@@ -162,12 +146,12 @@ def sessions(
     scope = _scope(car, owner.owner_id, span, shown)
     if scope is None:
         return json_response(body)
-    rows = _repo(svc).sessions(scope, after, limit, cfg.tariff_prices, cfg.tariff_timezone)
-    body["sessions"] = [_session(r, shown) for r in rows]
+    tariff = (cfg.tariff_prices, cfg.tariff_timezone)
+    rows = _repo(svc).sessions(scope, after, limit, shown, *tariff)
     if len(rows) == limit:
-        body["next_cursor"] = pages.after(datetime.fromtimestamp(rows[-1][0] / 1000, UTC))
+        body["next_cursor"] = pages.after(_after(rows))
     car.access.rows = len(rows)
-    return json_response(body)
+    return json_response(body, sessions=rows)
 
 
 _MONTH_KEYS = ("trips", "driving_s", "distance_km", "energy_wh", "efficiency_wh_per_km",

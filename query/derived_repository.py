@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
-from query.repository import Scope, owned
+from query.repository import _ISO, _JSON, Scope, owned
 
 _OWNED = owned("start_time", "end_time")
+
+
+class Shown(Protocol):
+    """What the token lets an answer show (query/derived.py)."""
+
+    def params(self) -> dict[str, bool]: ...
+
+
 _MS = "toUnixTimestamp64Milli"
 _AFTER = "AND start_time > fromUnixTimestamp64Milli({after:Int64}, 'UTC')"
 # A session's cost: each hour's energy at the tariff's price for that hour of the day in
@@ -21,15 +29,35 @@ COST = (
     "arraySum(arrayMap(e -> e.2 * {prices:Array(Float64)}[toHour(e.1, {tz:String}) + 1], "
     "energy_hours))"
 )
-TRIP_COLUMNS = (
-    f"{_MS}(start_time), {_MS}(end_time), complete, start_lat, start_lon, end_lat, end_lon, "
-    "odometer_end_km - odometer_start_km, energy_wh, max_speed_kmh, hard_brakes, abs_events, "
-    "esc_events"
+# The JSON objects of the API, written by ClickHouse (the service splices them, as it does
+# the series): the `show_*` parameters say which categories the token carries, and a
+# figure from a category it lacks is null. Aliases equal to column names need
+# `prefer_column_name_to_alias`, so `energy_wh` inside the expressions is the column.
+_PLACE = (
+    "if({{show_location:Bool}} AND {lat} IS NOT NULL AND {lon} IS NOT NULL, CAST(tuple("
+    "assumeNotNull({lat}), assumeNotNull({lon})), 'Nullable(Tuple(lat Float64, lon Float64))'"
+    "), NULL)"
 )
-SESSION_COLUMNS = (
-    f"{_MS}(start_time), {_MS}(end_time), complete, soc_start, soc_end, energy_kwh, peak_kw, "
-    f"current_type, capacity_kwh, lat, lon, {COST}"
+_KM = "if({show_state:Bool}, odometer_end_km - odometer_start_km, NULL)"
+_SECONDS = "dateDiff('millisecond', start_time, end_time) / 1000"
+_TIMES = (
+    f"{_ISO.format('start_time')} AS start, {_ISO.format('end_time')} AS end, complete, "
+    f"{_SECONDS} AS duration_s"
 )
+TRIP_JSON = (
+    f"{_TIMES}, {_KM} AS distance_km, "
+    f"if({_SECONDS} > 0, {_KM} * 3600 / ({_SECONDS}), NULL) AS avg_speed_kmh, max_speed_kmh, "
+    "if({show_battery:Bool}, energy_wh, NULL) AS energy_wh, "
+    f"if({{show_battery:Bool}} AND {_KM} > 0, energy_wh / {_KM}, NULL) AS efficiency_wh_per_km, "
+    f"{_PLACE.format(lat='start_lat', lon='start_lon')} AS start_place, "
+    f"{_PLACE.format(lat='end_lat', lon='end_lon')} AS end_place, "
+    "hard_brakes, abs_events, esc_events"
+)
+SESSION_JSON = (
+    f"{_TIMES}, soc_start, soc_end, energy_kwh, peak_kw, current_type AS current, "
+    f"{COST} AS cost, capacity_kwh, {_PLACE.format(lat='lat', lon='lon')} AS place"
+)
+_SETTINGS = _JSON | {"prefer_column_name_to_alias": 1}
 
 
 class DerivedRepository:
@@ -47,27 +75,39 @@ class DerivedRepository:
         after: datetime | None,
         limit: int,
         **extra: Any,
-    ) -> Sequence[Sequence[Any]]:
+    ) -> list[bytes]:
+        """Up to `limit` rows after the keyset position `after` (start time), oldest
+        first, as JSON objects."""
         params = scope.params() | {"limit": limit, **extra}
         keyset = ""
         if after is not None:
             keyset = _AFTER
             params["after"] = round(after.timestamp() * 1000)
-        return self._rows(
+        body = self.client.raw_query(
             f"SELECT {columns} FROM {table} FINAL WHERE {_OWNED} {keyset} "  # noqa: S608
             "ORDER BY start_time LIMIT {limit:UInt32}",
-            params,
+            parameters=params,
+            fmt="JSONEachRow",
+            settings=_SETTINGS,
         )
+        return body.splitlines()
 
-    def trips(self, scope: Scope, after: datetime | None, limit: int) -> Sequence[Sequence[Any]]:
-        return self._page("trips", TRIP_COLUMNS, scope, after, limit)
+    def trips(self, scope: Scope, after: datetime | None, limit: int, shown: Shown) -> list[bytes]:
+        return self._page("trips", TRIP_JSON, scope, after, limit, **shown.params())
 
     def sessions(
-        self, scope: Scope, after: datetime | None, limit: int, prices: list[float], tz: str
-    ) -> Sequence[Sequence[Any]]:
+        self,
+        scope: Scope,
+        after: datetime | None,
+        limit: int,
+        shown: Shown,
+        prices: list[float],
+        tz: str,
+    ) -> list[bytes]:
         return self._page(
-            "charging_sessions", SESSION_COLUMNS, scope, after, limit, prices=prices, tz=tz
-        )
+            "charging_sessions", SESSION_JSON, scope, after, limit, prices=prices, tz=tz,
+            **shown.params(),
+        )  # fmt: skip
 
     def trips_by_month(self, scope: Scope) -> Sequence[Sequence[Any]]:
         """(month, trips, driving seconds, km, Wh, km of trips with energy, Wh of trips

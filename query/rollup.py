@@ -117,20 +117,41 @@ def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -
         "toDateTime64(toStartOfInterval(event_time, toIntervalSecond({res:UInt32}), 'UTC'), "
         "3, 'UTC')"
     )
-    minutes = (
-        f"SELECT signal, {bucket} AS bucket, lo, hi, total, n FROM samples_1m FINAL "  # noqa: S608
-        "WHERE vin = {vin:String} AND owner_id = {owner:String} AND owner_id != '' "
-        f"{_SELECTED} AND {_any_of(from_rollup, 'u', params)}"
+    rollup = (
+        "FROM samples_1m FINAL WHERE vin = {vin:String} AND owner_id = {owner:String} "
+        f"AND owner_id != '' {_SELECTED} AND {_any_of(from_rollup, 'u', params)}"
     )
     samples = (
-        f"SELECT signal, {bucket} AS bucket, value_num AS lo, value_num AS hi, "  # noqa: S608
-        f"value_num AS total, 1 AS n FROM samples FINAL WHERE {_OWNED} {_SELECTED} "
-        f"AND value_num IS NOT NULL AND {_any_of(raw, 'r', params)}"
+        f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} AND value_num IS NOT NULL "
+        f"AND {_any_of(raw, 'r', params)}"
     )
-    parts = f"{minutes} UNION ALL {samples}" if raw else minutes
+    if resolution_s == 60:
+        # A bucket is a minute, and a minute comes from the rollup or from the samples,
+        # never both: each rollup row is a bucket already, only the raw part is grouped.
+        parts = [
+            f"SELECT signal, {bucket} AS bucket, lo AS min, total / n AS avg, hi AS max, "  # noqa: S608
+            f"toUInt64(n) AS count {rollup}"
+        ]
+        if raw:
+            parts.append(
+                f"SELECT signal, {bucket} AS bucket, min(value_num) AS min, "  # noqa: S608
+                f"avg(value_num) AS avg, max(value_num) AS max, count() AS count {samples} "
+                "GROUP BY signal, bucket"
+            )
+        return repo._json_lines(
+            f"SELECT signal, {_ISO.format('bucket')} AS time, min, avg, max, count "  # noqa: S608
+            f"FROM ({' UNION ALL '.join(parts)}) ORDER BY signal, bucket",
+            params,
+        )
+    parts = [f"SELECT signal, {bucket} AS bucket, lo, hi, total, n {rollup}"]
+    if raw:
+        parts.append(
+            f"SELECT signal, {bucket} AS bucket, value_num AS lo, value_num AS hi, "  # noqa: S608
+            f"value_num AS total, 1 AS n {samples}"
+        )
     return repo._json_lines(
         f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
         "min(lo) AS min, sum(total) / sum(n) AS avg, max(hi) AS max, sum(n) AS count "
-        f"FROM ({parts}) GROUP BY signal, bucket ORDER BY signal, bucket",
+        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY signal, bucket ORDER BY signal, bucket",
         params,
     )

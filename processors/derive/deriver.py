@@ -35,7 +35,7 @@ from vdp.settings import Settings
 
 log = logging.getLogger("vdp.derive")
 
-_ROLL_CHUNK = 2_000  # hours per rollup statement (bounds its parameters and memory)
+ROLL_CHUNK = 500  # hours per rollup statement (its parameters travel in the URL)
 _CAR_CHUNK = 50  # cars per frames statement
 
 
@@ -88,7 +88,7 @@ class Deriver:
         stats.changed_hours = len(hours)
         waiting: list[Hour] = []  # of cars a deletion holds back: found again next round
         settled = [h for h in hours if h.rolled < h.marked <= covered]
-        for chunk in _chunks(settled, _ROLL_CHUNK):
+        for chunk in _chunks(settled, ROLL_CHUNK):
             ready, held = self._held_back(chunk, covered)
             waiting += held
             store.roll_up(ready, t0)

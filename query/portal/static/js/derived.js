@@ -123,7 +123,7 @@ export async function chargingPage(body, vin, params) {
     const head = await api(`/v1/vehicles/${vin}/charging-sessions`, { params: { from: iso(from), to: iso(to), page_size: 1 } });
     const total = items.reduce((s, x) => s + x.cost, 0);
     return h("div", {}, withheldNotice(head),
-      h("p", {}, `${items.length} sessions, ${fmtNum(items.reduce((s, x) => s + x.energy_kwh, 0), 1)} kWh, ` +
+      h("p", {}, `${items.length} session${items.length === 1 ? "" : "s"}, ${fmtNum(items.reduce((s, x) => s + x.energy_kwh, 0), 1)} kWh, ` +
         `${fmtNum(total, 2)} ${head.currency} at the time-of-use tariff.`),
       table([
         { title: "Start", value: (x) => fmtTime(x.start) },

@@ -43,6 +43,12 @@ def register(sub: Any) -> None:
         default=3600,
         help="seconds until it expires (default 3600; at most VDP_QUERY_JWT_MAX_LIFETIME_SECONDS)",
     )
+    token.add_argument(
+        "--permissions",
+        default="",
+        help="comma-separated write scopes beside the categories: consent:write (change "
+        "consent), data:delete (ask for deletions); default none (read only)",
+    )
     token.add_argument("--private-key", help="PEM file of the private key (RS*/ES*/PS*)")
     token.set_defaults(handler=_token)
 
@@ -60,12 +66,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from query.auth import PERMISSIONS
     from vdp.tokens import mint_token
 
     key = Path(args.private_key).read_text() if args.private_key else None
     categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    permissions = tuple(p.strip() for p in args.permissions.split(",") if p.strip())
+    unknown = sorted(set(permissions) - PERMISSIONS)
+    if unknown:
+        known = ", ".join(sorted(PERMISSIONS))
+        print(f"vdp token: unknown permissions {unknown}; known: {known}", file=sys.stderr)
+        return 2
     try:
-        token = mint_token(settings, args.owner, categories, args.ttl, key=key)
+        token = mint_token(
+            settings, args.owner, categories, args.ttl, key=key, permissions=permissions
+        )
     except ValueError as e:
         print(f"vdp token: {e}", file=sys.stderr)
         return 2

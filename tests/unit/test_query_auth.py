@@ -180,3 +180,9 @@ def test_vdp_token_prints_a_token_and_warns_it_is_a_dev_tool(
     assert main(["token", "--owner", "alice", "--categories", "telepathy"]) == 2
     assert main(["token", "--owner", "", "--categories", "driving"]) == 2
     assert "owner id is empty" in capsys.readouterr().err
+    argv = ["token", "--owner", "alice", "--categories", "driving"]
+    assert main([*argv, "--permissions", "consent:write,data:delete"]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert claims["scope"] == "driving consent:write data:delete"
+    assert main([*argv, "--permissions", "data:write"]) == 2
+    assert "unknown permissions ['data:write']" in capsys.readouterr().err

@@ -102,9 +102,13 @@ def _register_query(sub: Any) -> None:
         description=(
             "Fill the ClickHouse database VDP_CLICKHOUSE_DATABASE with synthetic data "
             "(--cars cars, ~50,400 rows each, plus a month at 1 Hz for the first car; "
-            "generated inside ClickHouse) unless it is there already, start `vdp serve` on "
-            "--port, and measure (a) one hour of 1 Hz raw data and (b) one month in 1-minute "
-            "buckets, each through HTTP and as direct SQL. Use a scratch database."
+            "generated inside ClickHouse; a year of trips and charging sessions for the "
+            "first car; the minute rollup of every hour, which takes minutes the first time) "
+            "unless it is there already, start `vdp serve` on --port, and measure (a) one "
+            "hour of 1 Hz raw data, (b) one month in 1-minute buckets, a year of the first "
+            "car's (c) trips, (d) charging sessions and (e) monthly statistics, each through "
+            "HTTP and as direct SQL; bytes per row of samples and samples_1m are printed "
+            "first. Use a scratch database."
         ),
     )
     bench.add_argument("--cars", type=int, default=1000, help="cars to generate (default 1000)")

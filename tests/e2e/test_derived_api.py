@@ -194,6 +194,12 @@ def test_derived_endpoints_obey_categories_ownership_consent_and_deletion(
         receipt = delete(client, placed, ["location"], span, rights)
         assert receipt["removed_derived"]["trips"] == len(before["trips"])
         assert receipt["removed_derived"]["samples_1m"] > 0
+        # Gone from disk with the receipt, whatever the deriver does next (raw rows, no FINAL).
+        left_on_disk = clickhouse_client.query(
+            "SELECT count() FROM samples_1m WHERE vin = {v:String} AND category = 'location'",
+            parameters={"v": placed},
+        ).result_rows[0][0]
+        assert left_on_disk == 0
         wait_derived(clickhouse_client, derive, tmp_path / "derive.log")
         after = client.get(f"/v1/vehicles/{placed}/trips", params=year(), headers=rights).json()
         assert [t["start"] for t in after["trips"]] == [t["start"] for t in before["trips"]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -83,19 +84,38 @@ def _scope(car: Car, owner: str, span: TimeRange, shown: Shown) -> Scope | None:
     return owned_scope(car, owner, span, Selection(shown.categories, ()))
 
 
-def _page_of(
-    request: Request, svc: Services, owner: str, car: Car, size: int | None, cursor: str | None
-) -> tuple[int, Any, datetime | None]:
+Fetch = Callable[[Scope, datetime | None, int], list[bytes]]
+
+
+def _listing(
+    request: Request,
+    car: Car,
+    owner: Principal,
+    svc: Services,
+    span: TimeRange,
+    page: tuple[int | None, str | None],
+    shown: Shown,
+    key: str,
+    fetch: Fetch,
+    **head: Any,
+) -> Response:
+    """One page of a car's trips or sessions (`key`), oldest first, keyset-paginated by
+    start; `head` goes into the body before the rows."""
     cfg = svc.settings
-    limit = page_size(size, cfg.query_default_page_size, cfg.query_max_page_size)
-    pages = pager(request, svc, owner, car.vin)
-    position = pages.position(cursor, ())
-    return limit, pages, position[0] if position else None
-
-
-def _after(rows: list[bytes]) -> datetime:
-    """The keyset position of the last row of a page: its start."""
-    return datetime.fromisoformat(json.loads(rows[-1])["start"])
+    limit = page_size(page[0], cfg.query_default_page_size, cfg.query_max_page_size)
+    pages = pager(request, svc, owner.owner_id, car.vin)
+    position = pages.position(page[1], ())
+    body: dict[str, Any] = {"vin": car.vin, "from": m.iso(span.start), "to": m.iso(span.end),
+                            **head, "withheld": shown.withheld, key: [],
+                            "next_cursor": None}  # fmt: skip
+    scope = _scope(car, owner.owner_id, span, shown)
+    if scope is None:
+        return json_response(body)
+    rows = fetch(scope, position[0] if position else None, limit)
+    if len(rows) == limit:
+        body["next_cursor"] = pages.after(datetime.fromisoformat(json.loads(rows[-1])["start"]))
+    car.access.rows = len(rows)
+    return json_response(body, **{key: rows})
 
 
 @router.get("/vehicles/{vin}/trips", response_model=dm.TripsOut, summary="Trips, oldest first")
@@ -109,18 +129,11 @@ def trips(
     cursor: Cursor = None,
 ) -> Response:
     shown = Shown(owner, (DRIVING,), (LOCATION, STATE, BATTERY))
-    limit, pages, after = _page_of(request, svc, owner.owner_id, car, page_size_, cursor)
-    body: dict[str, Any] = {"vin": car.vin, "from": m.iso(span.start), "to": m.iso(span.end),
-                            "withheld": shown.withheld, "trips": [],
-                            "next_cursor": None}  # fmt: skip
-    scope = _scope(car, owner.owner_id, span, shown)
-    if scope is None:
-        return json_response(body)
-    rows = _repo(svc).trips(scope, after, limit, shown)
-    if len(rows) == limit:
-        body["next_cursor"] = pages.after(_after(rows))
-    car.access.rows = len(rows)
-    return json_response(body, trips=rows)
+    repo = _repo(svc)
+    return _listing(
+        request, car, owner, svc, span, (page_size_, cursor), shown, "trips",
+        lambda scope, after, limit: repo.trips(scope, after, limit, shown),
+    )  # fmt: skip
 
 
 @router.get(
@@ -138,20 +151,13 @@ def sessions(
     cursor: Cursor = None,
 ) -> Response:
     shown = Shown(owner, (BATTERY,), (LOCATION,))
-    cfg = svc.settings
-    limit, pages, after = _page_of(request, svc, owner.owner_id, car, page_size_, cursor)
-    body: dict[str, Any] = {"vin": car.vin, "from": m.iso(span.start), "to": m.iso(span.end),
-                            "currency": cfg.tariff_currency, "withheld": shown.withheld,
-                            "sessions": [], "next_cursor": None}  # fmt: skip
-    scope = _scope(car, owner.owner_id, span, shown)
-    if scope is None:
-        return json_response(body)
+    repo, cfg = _repo(svc), svc.settings
     tariff = (cfg.tariff_prices, cfg.tariff_timezone)
-    rows = _repo(svc).sessions(scope, after, limit, shown, *tariff)
-    if len(rows) == limit:
-        body["next_cursor"] = pages.after(_after(rows))
-    car.access.rows = len(rows)
-    return json_response(body, sessions=rows)
+    return _listing(
+        request, car, owner, svc, span, (page_size_, cursor), shown, "sessions",
+        lambda scope, after, limit: repo.sessions(scope, after, limit, shown, *tariff),
+        currency=cfg.tariff_currency,
+    )  # fmt: skip
 
 
 _MONTH_KEYS = ("trips", "driving_s", "distance_km", "energy_wh", "efficiency_wh_per_km",

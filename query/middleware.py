@@ -62,6 +62,7 @@ class _Delivery:
     rows: int = 0
     complete: bool = False  # the last body message went out
     gone: bool = False  # the client disconnected first
+    request_id: str = ""
 
 
 class Bookkeeping:
@@ -75,7 +76,8 @@ class Bookkeeping:
         started = time.perf_counter()
         head = scope["method"] == "HEAD"
         inner = {**scope, "method": "GET"} if head else scope  # routes and state live here
-        sent = _Delivery()
+        # Its id goes out as `X-Request-Id`, so a client can find its own access log entry.
+        sent = _Delivery(request_id=uuid.uuid4().hex)
 
         def access() -> Any:
             return inner.get("state", {}).get("access")
@@ -91,6 +93,8 @@ class Bookkeeping:
         async def watch_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent.status = int(message["status"])
+                headers = [*message.get("headers", []), (b"x-request-id", sent.request_id.encode())]
+                message = {**message, "headers": headers}
                 if head and (a := access()) is not None:
                     a.stop = True  # headers only: a streamed body need not be made
                 await send(message)
@@ -133,7 +137,7 @@ class Bookkeeping:
 def _entry(access: Any, sent: _Delivery, elapsed: float) -> Entry:
     return Entry(
         at=datetime.now(UTC),
-        request_id=uuid.uuid4().hex,
+        request_id=sent.request_id,
         owner_id=access.owner_id,
         endpoint=access.endpoint,
         vin=access.vin,

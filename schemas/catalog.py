@@ -72,7 +72,9 @@ class Signal:
                 return False
             if self.allowed is not None and value not in self.allowed:
                 return False
-            return self._regex is None or self._regex.match(value) is not None
+            # fullmatch: with match(), a pattern's `$` also matches before a final newline,
+            # so "P0420\n" would pass a trouble-code pattern.
+            return self._regex is None or self._regex.fullmatch(value) is not None
         # bool is an int in Python, but True is not a speed.
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False

@@ -182,6 +182,15 @@ def test_boolean_and_string_checks() -> None:
     assert not dtc.accepts("X0A1F") and not dtc.accepts("P0A1") and not dtc.accepts("")
     level = catalog["Vehicle.ADAS.ActiveAutonomyLevel"]
     assert level.accepts("SAE_2") and not level.accepts("SAE_9")
+    assert not dtc.accepts("P0A1F\n")  # the whole string must match, not up to a newline
+
+
+def test_free_text_is_taken_as_sent_without_control_characters() -> None:
+    version = load_catalog()["Vehicle.Diagnostics.SoftwareVersion"]
+    for text in ("1.2.3-rc1", "'; DROP TABLE samples; --", 'a\\b "q"', "车 🚗 \u202e", "x" * 256):
+        assert version.accepts(text), text
+    for text in ("", "x" * 257, "a\x00b", "tab\there", "line\n", "del\x7f", "nel\x85"):
+        assert not version.accepts(text), text
 
 
 def test_every_signal_names_its_frame_map() -> None:

@@ -13,6 +13,14 @@ inside `consume`, and this loop calls `consume` only when no batch is in hand (t
 one is stored and committed), so a revocation never takes a partition with rows that
 are read but not stored; the callback counts it and forgets the partition's progress. A
 crash before a commit re-delivers records the idempotent sink has absorbed already.
+
+A commit can fail with the rows stored: the broker gone for a while (the group's session
+expires, the partitions are revoked and assigned again). Re-read from the committed offset,
+those records would be cut into other batches than the stored ones, with other dedup
+tokens, and stored a second time (a copy FINAL hides until a merge, but a copy). So the
+consumer remembers how far it stored each partition: a partition assigned again starts
+there (or at the committed offset, if that is further), and that progress is committed as
+soon as the group takes commits again.
 """
 
 from __future__ import annotations
@@ -82,17 +90,41 @@ class RawConsumer:
         self.rebalances = 0
         self._consumer = Consumer(consumer_config(bootstrap, group))
         self._assigned: set[int] = set()
+        self._stored: dict[int, int] = {}  # partition -> next offset after what is stored
+        self._uncommitted: dict[int, int] = {}  # stored progress whose commit failed
 
     # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
         self._assigned |= {tp.partition for tp in partitions}
         log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
+        ahead = [tp for tp in partitions if tp.partition in self._stored]
+        if not ahead:
+            return  # librdkafka assigns them at their committed offsets
+        try:
+            committed = {tp.partition: tp.offset for tp in consumer.committed(ahead, timeout=10)}
+        except KafkaException as e:
+            log.warning("committed offsets unknown (%s); starting where this worker stored", e)
+            committed = {}
+        for tp in ahead:
+            start = max(self._stored[tp.partition], committed.get(tp.partition, -1))
+            if start > committed.get(tp.partition, -1):
+                log.info(
+                    "partition %d: resuming at %d, where this worker stored", tp.partition, start
+                )
+                self._uncommitted[tp.partition] = start
+            tp.offset = start
+        # Assigning here (with offsets) instead of leaving it to librdkafka.
+        consumer.incremental_assign(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Nothing to finish or abandon: no batch is in hand while `consume` runs.
         self.rebalances += 1
         self._assigned -= {tp.partition for tp in partitions}
+        for tp in partitions:
+            # Not ours to commit now (it could set back another worker's progress); should
+            # the partition come back, `_on_assign` resumes after what this worker stored.
+            self._uncommitted.pop(tp.partition, None)
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def partitions(self) -> list[int]:
@@ -122,18 +154,30 @@ class RawConsumer:
         return messages
 
     def _commit(self, records: Sequence[RawRecord]) -> None:
-        last: dict[int, int] = {}
         for r in records:
-            if r.offset > last.get(r.partition, -1):
-                last[r.partition] = r.offset
-        offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(last.items())]
+            if r.offset >= self._stored.get(r.partition, -1):
+                self._stored[r.partition] = r.offset + 1
+                self._uncommitted[r.partition] = r.offset + 1
+        self._commit_stored()
+
+    def _commit_stored(self) -> None:
+        """Commit the stored progress not yet committed; on failure keep it for next time."""
+        if not self._uncommitted:
+            return
+        pending = sorted(self._uncommitted.items())
+        offsets = [TopicPartition(self.topic, p, o) for p, o in pending]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as e:
-            # The rows are stored; a commit lost to a rebalance means the partition's next
-            # owner reads them again, and the idempotent sink absorbs them.
+            # The rows are stored; a partition assigned to this worker again resumes after
+            # them (`_on_assign`), another worker reads them again and the sink's tokens or
+            # FINAL absorb them.
             code = e.args[0].code() if e.args and isinstance(e.args[0], KafkaError) else None
-            log.warning("commit of %s failed (%s); they will be re-read", offsets, code or e)
+            log.warning("commit of %s failed (%s); retried with the next one", offsets, code or e)
+            return
+        for p, o in pending:
+            if self._uncommitted.get(p) == o:
+                del self._uncommitted[p]
 
     async def run(self, handle: Handler, stopping: Callable[[], bool]) -> None:
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -146,6 +190,8 @@ class RawConsumer:
                 for e in errors:
                     # Partition EOF and transient broker errors: librdkafka recovers itself.
                     log.warning("consumer: %s", e.error())
+                if self._uncommitted:  # progress a failed commit left (or a re-assignment)
+                    await asyncio.to_thread(self._commit_stored)
                 if not records:
                     continue
                 await handle(records)

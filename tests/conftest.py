@@ -5,11 +5,19 @@ Where each comes from, first match wins:
 2. testcontainers, when a Docker engine answers;
 3. the local stack from `deploy/` (broker on the local JDK, chDB behind its HTTP server).
 Each test then gets its own topics and its own database.
+
+A swap is announced loudly (at the start, when the service is first used, and in the
+summary at the end): the first two are not the pinned broker and engine. Tests whose claim
+is about the pinned versions (the broker version README names, chosen by test_kafka.py;
+the embedded engine's behaviour as a ClickHouse server) ask for `pinned_kafka`,
+`pinned_clickhouse` or `embedded_clickhouse`, which fail when the service in use is
+another one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import shutil
 import uuid
@@ -24,6 +32,34 @@ from clickhouse_connect.driver.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_STACK_DIR = REPO / ".vdp" / "test-stack"
+
+
+@dataclass
+class StackUse:
+    """Which services this run uses: where each came from and its version, when known."""
+
+    kafka: str = ""  # "local" (the pinned broker), "environment" or "container"
+    kafka_endpoint: str = ""
+    kafka_version: str | None = None  # None: a broker this run did not start
+    clickhouse: str = ""  # "embedded" (chDB, pinned), "environment" or "container"
+    clickhouse_endpoint: str = ""
+    clickhouse_version: str = ""  # SELECT version()
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.kafka:
+            version = self.kafka_version or "version unknown"
+            out.append(f"Kafka: {self.kafka} broker at {self.kafka_endpoint} ({version})")
+        if self.clickhouse:
+            out.append(
+                f"ClickHouse: {self.clickhouse} at {self.clickhouse_endpoint} "
+                f"(engine {self.clickhouse_version})"
+            )
+        return out
+
+
+STACK = StackUse()
+SWAP = "!!! NOT the pinned local stack"
 
 
 @dataclass(frozen=True)
@@ -42,6 +78,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.stack)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    exported = [k for k in ("VDP_KAFKA_BOOTSTRAP", "VDP_CLICKHOUSE_URL") if os.environ.get(k)]
+    if not exported:
+        return ["stack: the pinned local broker and engine (Docker containers if one answers)"]
+    return [
+        f"{SWAP}: {k}={os.environ[k]} is exported; the tests use that service" for k in exported
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = STACK.lines()
+    if not lines:
+        return
+    swapped = STACK.kafka not in ("", "local") or STACK.clickhouse not in ("", "embedded")
+    terminalreporter.section("services used", sep="=", bold=True, red=swapped)
+    for line in lines:
+        terminalreporter.write_line(line)
+    if swapped:
+        terminalreporter.write_line(f"{SWAP}: the pinned-version tests fail on these", red=True)
 
 
 def _announce(config: pytest.Config, message: str) -> None:
@@ -97,14 +154,16 @@ def test_stack_dir() -> Path:
 def kafka_bootstrap(test_stack_dir: Path, pytestconfig: pytest.Config) -> Iterator[str]:
     """Bootstrap address of a real Kafka broker."""
     if env := os.environ.get("VDP_KAFKA_BOOTSTRAP"):
-        _announce(pytestconfig, f"Kafka from VDP_KAFKA_BOOTSTRAP={env}")
+        STACK.kafka, STACK.kafka_endpoint = "environment", env
+        _announce(pytestconfig, f"{SWAP}: Kafka from VDP_KAFKA_BOOTSTRAP={env}")
         yield env
         return
     if _docker_engine_answers():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kafka:
-            _announce(pytestconfig, f"Kafka container at {kafka.get_bootstrap_server()}")
+            STACK.kafka, STACK.kafka_endpoint = "container", kafka.get_bootstrap_server()
+            _announce(pytestconfig, f"{SWAP}: Kafka container at {STACK.kafka_endpoint}")
             yield kafka.get_bootstrap_server()
         return
     from deploy.kafka import KafkaBroker
@@ -113,6 +172,11 @@ def kafka_bootstrap(test_stack_dir: Path, pytestconfig: pytest.Config) -> Iterat
     data = test_stack_dir / "kafka"
     broker = KafkaBroker(data_dir=data, port=free_port(), controller_port=free_port())
     broker.start(die_with_parent=True)
+    STACK.kafka, STACK.kafka_endpoint, STACK.kafka_version = (
+        "local",
+        broker.bootstrap,
+        broker.version,
+    )
     _announce(
         pytestconfig,
         f"Apache Kafka {broker.version} broker (KRaft, pid {broker.pid}) started at "
@@ -131,22 +195,32 @@ def clickhouse_endpoint(
 ) -> Iterator[ClickHouseEndpoint]:
     """A real ClickHouse engine behind the ClickHouse HTTP interface."""
     if url := os.environ.get("VDP_CLICKHOUSE_URL"):
-        _announce(pytestconfig, f"ClickHouse from VDP_CLICKHOUSE_URL={url}")
-        yield ClickHouseEndpoint(
+        endpoint = ClickHouseEndpoint(
             url,
             os.environ.get("VDP_CLICKHOUSE_USER", "default"),
             os.environ.get("VDP_CLICKHOUSE_PASSWORD", ""),
         )
+        _record_clickhouse("environment", endpoint)
+        _announce(
+            pytestconfig,
+            f"{SWAP}: ClickHouse {STACK.clickhouse_version} from VDP_CLICKHOUSE_URL={url}",
+        )
+        yield endpoint
         return
     if _docker_engine_answers():
         from testcontainers.clickhouse import ClickHouseContainer
 
         with ClickHouseContainer() as ch:
             port = ch.get_exposed_port(8123)
-            _announce(pytestconfig, f"ClickHouse container at port {port}")
-            yield ClickHouseEndpoint(
+            endpoint = ClickHouseEndpoint(
                 f"http://{ch.get_container_host_ip()}:{port}", ch.username, ch.password
             )
+            _record_clickhouse("container", endpoint)
+            _announce(
+                pytestconfig,
+                f"{SWAP}: ClickHouse {STACK.clickhouse_version} container at port {port}",
+            )
+            yield endpoint
         return
     from deploy.clickhouse import EmbeddedClickHouse
     from vdp.net import free_port
@@ -156,15 +230,71 @@ def clickhouse_endpoint(
         data_dir=data, port=free_port(), user="vdp-test", password="test-secret"
     )
     server.start(die_with_parent=True)
+    endpoint = ClickHouseEndpoint(server.url, server.user, server.password)
+    _record_clickhouse("embedded", endpoint)
     _announce(
         pytestconfig,
-        f"embedded ClickHouse {server.version()} (chDB, pid {server.pid}) started at {server.url}",
+        f"embedded ClickHouse {STACK.clickhouse_version} (chDB, pid {server.pid}) started at "
+        f"{server.url}",
     )
     try:
-        yield ClickHouseEndpoint(server.url, server.user, server.password)
+        yield endpoint
     finally:
         server.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _record_clickhouse(source: str, endpoint: ClickHouseEndpoint) -> None:
+    client = endpoint.client()
+    try:
+        version = str(client.query("SELECT version()").result_rows[0][0])
+    finally:
+        client.close()
+    STACK.clickhouse, STACK.clickhouse_endpoint, STACK.clickhouse_version = (
+        source,
+        endpoint.url,
+        version,
+    )
+
+
+@pytest.fixture(scope="session")
+def pinned_kafka(kafka_bootstrap: str) -> str:
+    """The broker in use, which must be the pinned Apache Kafka (deploy/kafka.py) that
+    README names; its version, for tests whose claim is about that version."""
+    from deploy.kafka import KAFKA_VERSION
+
+    assert STACK.kafka == "local" and STACK.kafka_version == KAFKA_VERSION, (
+        f"this test proves a claim about Apache Kafka {KAFKA_VERSION} (README, 'Kafka "
+        f"version'), but the broker in use is the {STACK.kafka} one at {kafka_bootstrap} "
+        f"({STACK.kafka_version or 'version unknown'}); run without VDP_KAFKA_BOOTSTRAP "
+        "(and with VDP_TESTS_NO_DOCKER=1 where Docker answers)"
+    )
+    return KAFKA_VERSION
+
+
+@pytest.fixture(scope="session")
+def pinned_clickhouse(clickhouse_endpoint: ClickHouseEndpoint) -> str:
+    """The engine's version, which must be the pinned `chdb-core`'s (major.minor), whether
+    embedded or a server: for tests whose claim is about that engine's behaviour."""
+    pinned = importlib.metadata.version("chdb-core")
+    assert STACK.clickhouse_version.split(".")[:2] == pinned.split(".")[:2], (
+        f"this test proves a claim about ClickHouse {pinned} (the pinned chdb-core), but the "
+        f"engine in use ({STACK.clickhouse}, {clickhouse_endpoint.url}) is "
+        f"{STACK.clickhouse_version}"
+    )
+    return STACK.clickhouse_version
+
+
+@pytest.fixture(scope="session")
+def embedded_clickhouse(pinned_clickhouse: str, clickhouse_endpoint: ClickHouseEndpoint) -> str:
+    """As `pinned_clickhouse`, and the embedded server (deploy/chserver.py) itself: for
+    tests whose claim is about that server."""
+    assert STACK.clickhouse == "embedded", (
+        "this test proves a claim about the embedded ClickHouse server, but the one in use is "
+        f"the {STACK.clickhouse} one at {clickhouse_endpoint.url}; run without "
+        "VDP_CLICKHOUSE_URL (and with VDP_TESTS_NO_DOCKER=1 where Docker answers)"
+    )
+    return pinned_clickhouse
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ class RawConsumer:
         self._assigned: set[int] = set()
         self._stored: dict[int, int] = {}  # partition -> next offset after what is stored
         self._uncommitted: dict[int, int] = {}  # stored progress whose commit failed
+        self._just_assigned = False
 
     # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -113,6 +114,7 @@ class RawConsumer:
                     "partition %d: resuming at %d, where this worker stored", tp.partition, start
                 )
                 self._uncommitted[tp.partition] = start
+                self._just_assigned = True
             tp.offset = start
         # Assigning here (with offsets) instead of leaving it to librdkafka.
         consumer.incremental_assign(partitions)
@@ -190,7 +192,11 @@ class RawConsumer:
                 for e in errors:
                     # Partition EOF and transient broker errors: librdkafka recovers itself.
                     log.warning("consumer: %s", e.error())
-                if self._uncommitted:  # progress a failed commit left (or a re-assignment)
+                # Progress a failed commit left, once the broker answers again (records came,
+                # or the group just assigned partitions): not while it is gone, where a
+                # synchronous commit would hold the loop (and a stop request) up.
+                if self._uncommitted and (records or self._just_assigned):
+                    self._just_assigned = False
                     await asyncio.to_thread(self._commit_stored)
                 if not records:
                     continue

@@ -28,6 +28,9 @@ from deploy.clickhouse import EmbeddedClickHouse
 from tests.conftest import REPO, ClickHouseEndpoint
 from vdp.net import free_port
 
+# The claim is about the embedded server (chDB of the pinned chdb-core): run on it.
+pytestmark = pytest.mark.usefixtures("embedded_clickhouse")
+
 JDBC_DIR = REPO / "tests" / "conformance" / "jdbc"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

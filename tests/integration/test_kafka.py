@@ -18,8 +18,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
+
+# README's broker version is the one these tests pass against: they must run on it.
+pytestmark = pytest.mark.usefixtures("pinned_kafka")
 
 N = 300
 KEYS = [f"VIN{i:014d}" for i in range(7)]

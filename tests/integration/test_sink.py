@@ -15,6 +15,9 @@ from processors.writers.clickhouse import ClickHouseSink
 from schemas.migrate import migrate
 from schemas.tables import INCIDENTS, SAMPLES
 
+# The insert-deduplication behaviour proven here is the pinned engine's.
+pytestmark = pytest.mark.usefixtures("pinned_clickhouse")
+
 VIN = "LSVAU2180N2183294"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 

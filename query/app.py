@@ -25,6 +25,8 @@ from schemas.catalog import load_catalog
 from vdp.clickhouse import clickhouse_client
 from vdp.settings import Settings
 
+OPENAPI = "/openapi.json"  # where query/portal/docs.py points Swagger UI too
+
 DESCRIPTION = """\
 An owner's own vehicle data, for the owner app to fetch on the owner's behalf.
 
@@ -74,9 +76,15 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=problems.NewlineJSONResponse,
+        openapi_url=None,  # served below: FastAPI's own answers JSON without the newline
         docs_url=None,  # /docs is served offline by query/portal (FastAPI's loads a CDN)
         redoc_url=None,
     )
+
+    @app.get(OPENAPI, include_in_schema=False)
+    def openapi() -> Response:
+        return problems.NewlineJSONResponse(app.openapi())
+
     periods = PeriodCache(settings.query_ownership_cache_seconds)
     app.state.services = Services(settings, load_catalog(), verifier, repository, periods, cursors)
     app.state.access_log = writer

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -201,6 +202,7 @@ def test_no_request_with_extreme_times_or_cursors_gets_a_5xx(
 # -- HEAD and newlines ----------------------------------------------------------------------
 
 JSON_ANSWERS = [
+    ("/openapi.json", {}),  # FastAPI's own route wrote it without the newline
     ("/healthz", {}),
     ("/readyz", {}),
     ("/v1/vehicles", {}),
@@ -230,6 +232,25 @@ def test_json_bodies_end_with_a_newline_and_head_is_get_without_the_body(
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == got.headers["content-type"]
     assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_every_json_answer_of_every_documented_get_ends_with_a_newline(
+    world: World, base: str
+) -> None:
+    """Whatever a documented GET answers (the data, or a problem for what it lacks), a
+    JSON body ends in a newline: new routes cannot forget it."""
+    paths = httpx.get(f"{base}/openapi.json", timeout=30).json()["paths"]
+    gets = [path for path, operations in paths.items() if "get" in operations]
+    assert len(gets) > 10
+    seen = 0
+    for path in gets:
+        # the car's VIN; any other path parameter (a deletion request's id) a made-up one
+        path = re.sub(r"\{(?!vin\})\w+\}", "0" * 32, path)
+        got = _get(world, base, path, **RANGE)
+        if "json" in got.headers.get("content-type", ""):
+            assert got.content.endswith(b"\n"), (path, got.status_code, got.content[-40:])
+            seen += 1
+    assert seen > 10
 
 
 def test_every_error_body_ends_with_a_newline_too(world: World, base: str) -> None:

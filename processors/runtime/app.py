@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -218,6 +219,9 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
         worker.health.ownership_ready = all(r.ready.is_set() for r in books)
         ok, body = worker.health.verdict()
         body["partitions"] = worker.raw.partitions()
-        return web.json(body, status=200 if ok else 503)
+        # Ends in a newline, like every JSON body of the platform (curl leaves the prompt
+        # on a line of its own).
+        text = json.dumps(body).encode() + b"\n"
+        return web.bytes(text, content_type="application/json", status=200 if ok else 503)
 
     return app

@@ -4,7 +4,6 @@ record dead-lettered with the right reason."""
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from tests.integration.test_pipeline_harness import (
     assert_matches_manifest,
     expected_dead_letters,
     expected_samples,
+    healthz,
     publish,
     wait_stored,
     worker,
@@ -36,8 +36,7 @@ def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
     with worker(setup, log) as proc:
         wait_stored(clickhouse_client, want, proc, log, 120)
         port = proc.web_port  # type: ignore[attr-defined]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
-            assert json.loads(resp.read())["status"] == "ok"
+        assert healthz(port)["status"] == "ok"  # a JSON body ending in a newline
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
         assert "vdp_process_samples_valid_total" in metrics

@@ -188,11 +188,13 @@ def healthz(port: int) -> dict[str, Any]:
     """A worker's /healthz body (200 or 503); {"status": "unreachable"} when it is not up."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as resp:
-            return dict(json.loads(resp.read()))
+            body = resp.read()
     except urllib.error.HTTPError as e:
-        return dict(json.loads(e.read()))
+        body = e.read()
     except OSError:
         return {"status": "unreachable", "partitions": []}
+    assert body.endswith(b"}\n"), body[-40:]  # like every JSON body of the platform
+    return dict(json.loads(body))
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: Callable[[], str]) -> None:

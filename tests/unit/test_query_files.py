@@ -16,6 +16,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from query import export
 from query.access_log import AccessLogWriter, Entry
 from query.export import CSV_HEADER, SCHEMA, CsvRows, JsonLineRows, ParquetEncoder
 from query.params import TimeRange
@@ -80,6 +81,22 @@ def test_csv_rows_are_counted_as_the_chunks_that_complete_them_leave(cuts: list[
     seen += counter.count(data[at:]) + counter.finish()
     assert seen == 4
     assert CsvRows().finish() == 0  # nothing sent: no rows
+
+
+MARKS = st.sampled_from([b"\n", b'"', b"1", b"2", b"x", b"\n\n", b'\n"1', b'\n"2'])
+
+
+@given(st.lists(st.one_of(MARKS, st.binary(max_size=5)), max_size=60))
+def test_numpy_counts_rows_as_bytes_count_does(pieces: list[bytes]) -> None:
+    # numpy is an optional speed-up (a host with the query extra alone counts with
+    # bytes.count): both count the same, on bytes dense with what they look for.
+    assert export.NUMPY  # installed here, as with [bench]
+    data = b"".join(pieces)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export, "NUMPY", False)
+        pure = export.count_row_starts(data), export.count_newlines(data)
+    assert (export.count_row_starts(data), export.count_newlines(data)) == pure
+    assert pure == (data.count(b'\n"1') + data.count(b'\n"2'), data.count(b"\n"))
 
 
 def test_the_csv_header_names_the_export_columns() -> None:

@@ -64,7 +64,8 @@ class Package:
             {"name": n, "sha256": sha256(d), "bytes": len(d), "rows": self.rows[n]}
             for n, d in self.files.items()
         ]
-        return json.dumps(about | {"files": listing}, indent=2).encode()
+        # A newline at the end, like every JSON the platform writes.
+        return json.dumps(about | {"files": listing}, indent=2).encode() + b"\n"
 
     def zip(self, manifest: bytes) -> bytes:
         everything = self.files | {"manifest.json": manifest}

@@ -184,6 +184,7 @@ def test_report_package_digests_verify() -> None:
     package.add("samples/driving.csv", b"a,b\n1,2\n", 1)
     manifest = package.manifest({"vin": "X"})
     archive = zipfile.ZipFile(io.BytesIO(package.zip(manifest)))
+    assert archive.read("manifest.json").endswith(b"}\n")  # like every JSON body
     listed = json.loads(archive.read("manifest.json"))["files"]
     assert listed[0]["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     sums = archive.read("SHA256SUMS").decode()

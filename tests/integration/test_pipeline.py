@@ -28,7 +28,8 @@ def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
     tmp_path: Path,
 ) -> None:
     setup = pipeline()
-    manifest = publish(setup, cars=8, duration_s=120, bad_rate=0.04, sold_share=0.5)
+    # Seed 14: an emergency stop (ABS) within the two minutes, so incidents to check.
+    manifest = publish(setup, cars=8, duration_s=120, bad_rate=0.04, sold_share=0.5, seed=14)
     sold = [v for v, car in manifest["cars"].items() if len(car["by_owner"]) > 1]
     assert sold, "the fleet must include a car sold mid-run"
     want = expected_samples(manifest)
@@ -61,7 +62,14 @@ def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
         owners = {o for v, o in intervals if v == vin}
         assert owners == set(manifest["cars"][vin]["by_owner"]), vin
 
-    # Incidents (if the run had any) belong to stored frames and carry those frames' owner.
+    # The seed's fleet makes an emergency stop (ABS engaged): the worker must have written
+    # those incidents, and each belongs to a stored frame and carries that frame's owner.
+    kinds = dict(
+        clickhouse_client.query(
+            "SELECT kind, count() FROM incidents FINAL GROUP BY kind"
+        ).result_rows
+    )
+    assert {"hard_braking", "abs", "emergency_brake"} <= set(kinds), kinds
     stray = clickhouse_client.query(
         "SELECT count() FROM incidents FINAL WHERE (vin, event_time, owner_id) NOT IN "
         "(SELECT vin, event_time, owner_id FROM samples FINAL)"

@@ -149,14 +149,20 @@ class BookReader:
         return False
 
 
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
+async def _partitions_of(
+    consumer: AIOKafkaConsumer, topic: str, warn_every: float = 30.0
+) -> set[int]:
+    """The topic's partitions, once it exists. Until then the book is not ready, so the
+    worker tags nothing and `/healthz` says 503; it waits (saying so) rather than dying,
+    since `vdp process` or an operator may create the topic any moment."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    warn_at = loop.time() + warn_every
     while True:
         partitions = consumer.partitions_for_topic(topic)
         if partitions:
             return set(partitions)
-        if loop.time() > deadline:
-            raise TimeoutError(f"topic {topic} not found at the broker")
+        if loop.time() > warn_at:
+            log.warning("topic %s not found at the broker; waiting for it", topic)
+            warn_at = loop.time() + warn_every
         await consumer._client.force_metadata_update()  # noqa: SLF001 (no public refresh)
         await asyncio.sleep(0.2)

@@ -197,6 +197,38 @@ def healthz(port: int) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
+def healthz_status(port: int) -> tuple[int, dict[str, Any]]:
+    """A worker's /healthz as (HTTP status, body); (0, {}) when it does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as resp:
+            return resp.status, dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as e:
+        return e.code, dict(json.loads(e.read()))
+    except OSError:
+        return 0, {}
+
+
+def metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` (e.g. `vdp_process_dead_letters_total`) in a
+    Prometheus exposition whose labels include `labels`; 0 when there are none."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        rest = series[len(name) :]
+        if rest and not rest.startswith("{"):
+            continue  # another metric whose name starts with this one
+        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
 def wait_until(check: Callable[[], Any], timeout: float, what: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,12 +1,19 @@
-"""Exactly once across crashes: workers SIGKILLed after an insert and before its commit, and
-mid-run, then restarted; and a ClickHouse outage the sink must wait out."""
+"""Exactly once across crashes: workers SIGKILLed at each point of a batch (after the DLQ
+send, between the inserts, after them and before the commit), then restarted; and the
+store SIGKILLed in the middle of an insert, an outage the sink must wait out (retries and
+lag in the metrics)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
 import signal
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote_plus, urlsplit
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -21,12 +28,15 @@ from tests.integration.test_pipeline_harness import (
     healthz,
     make_setup,
     merge,
+    metric,
+    metrics_text,
     publish,
     stored_count,
     wait_stored,
     wait_until,
     worker,
 )
+from tests.integration.test_store_errors import CuttingProxy
 from vdp.net import free_port
 
 # Duplicates are left out here: a duplicate whose original was committed before a restart
@@ -101,44 +111,132 @@ def own_clickhouse(tmp_path: Path) -> Iterator[EmbeddedClickHouse]:
         shutil.rmtree(tmp_path / "ch", ignore_errors=True)
 
 
-def test_clickhouse_outage_backs_off_then_catches_up_exactly_once(
+class KillingProxy:
+    """A loopback HTTP relay in front of ClickHouse that, once `armed`, SIGKILLs the store
+    (`kill`) in the middle of the next insert into `table`: with `when="mid_body"` after
+    half its body reached the store, with `when="unanswered"` after the store took all of
+    it and answered (the insert landed), before that answer reaches the worker. Either way
+    the worker's insert fails in flight, as a crash of the store does."""
+
+    def __init__(self, upstream: str, table: str, when: str, kill: Callable[[], None]) -> None:
+        target = urlsplit(upstream)
+        self.upstream = (target.hostname or "127.0.0.1", target.port or 8123)
+        self.table, self.when, self._kill = table, when, kill
+        self.armed = threading.Event()
+        self.striking = threading.Event()  # the insert to strike came
+        self.killed = threading.Event()  # and the store is dead
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, sock: socket.socket) -> None:
+        with sock, sock.makefile("rb") as reader, contextlib.suppress(OSError):
+            request = CuttingProxy._read_request(reader)  # noqa: SLF001
+            if request is None:
+                return
+            head, pieces = request
+            line = unquote_plus(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+            line += pieces[0][:2000].decode(errors="replace")
+            strike = False
+            if "INSERT INTO" in line and re.search(rf"\b{self.table}\b", line):
+                with self._lock:
+                    strike = self.armed.is_set() and not self.striking.is_set()
+                    if strike:
+                        self.striking.set()
+            lines = [
+                h for h in head[:-4].split(b"\r\n") if not h.lower().startswith(b"connection:")
+            ]
+            head = b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
+            with socket.create_connection(self.upstream) as up:
+                up.sendall(head)
+                if strike and len(pieces) == 1:
+                    pieces = [pieces[0][: len(pieces[0]) // 2], pieces[0][len(pieces[0]) // 2 :]]
+                send = pieces[: len(pieces) // 2] if strike and self.when == "mid_body" else pieces
+                for piece in send:
+                    up.sendall(piece)
+                if strike and self.when == "unanswered":
+                    answer = up.recv(65536)  # the store answered: the insert landed
+                    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+                if strike:
+                    self._kill()
+                    self.killed.set()
+                    return  # the worker sees its connection dropped, with no answer
+                while data := up.recv(65536):
+                    sock.sendall(data)
+
+
+@pytest.mark.parametrize("when", ["mid_body", "unanswered"])
+def test_clickhouse_killed_during_an_insert_backs_off_then_catches_up_exactly_once(
     kafka_bootstrap: str,
     own_clickhouse: EmbeddedClickHouse,
     new_topic: Callable[..., str],
     tmp_path: Path,
+    when: str,
 ) -> None:
     endpoint = ClickHouseEndpoint(own_clickhouse.url, own_clickhouse.user, own_clickhouse.password)
     admin = endpoint.client()
     admin.command("CREATE DATABASE outage")
     admin.close()
     setup = make_setup(kafka_bootstrap, endpoint, "outage", new_topic, tmp_path)
+    proxy = KillingProxy(own_clickhouse.url, "samples", when, own_clickhouse.kill)
     log = tmp_path / "worker.log"
-    extra = {"VDP_PROCESS_RETRY_MAX_SECONDS": "1"}
-    with worker(setup, log, **extra) as proc:
-        before = publish(setup, cars=4, duration_s=60, bad_rate=0.03, seed=21, kinds=KINDS)
-        client = endpoint.client("outage")
-        wait_until(
-            lambda: stored_count(client)[0] >= expected_samples(before),
-            60,
-            lambda: f"first part stored; log:\n{log.read_text()[-2000:]}",
-        )
-        client.close()
-
-        own_clickhouse.kill()
-        during = publish(setup, cars=4, duration_s=60, bad_rate=0.03, seed=22, kinds=KINDS)
-        port = proc.web_port  # type: ignore[attr-defined]
-        wait_until(
-            lambda: healthz(port)["status"] == "degraded", 30, lambda: "/healthz to say degraded"
-        )
-        assert proc.poll() is None, "the worker must wait for ClickHouse, not crash"
-
-        own_clickhouse.start()
-        client = endpoint.client("outage")
-        manifest = merge(before, during)
-        want = expected_samples(manifest)
-        wait_stored(client, want, proc, log)
-        wait_until(lambda: healthz(port)["status"] == "ok", 30, lambda: "/healthz to recover")
+    extra = {"VDP_PROCESS_RETRY_MAX_SECONDS": "1", "VDP_CLICKHOUSE_URL": proxy.url}
     try:
+        with worker(setup, log, **extra) as proc:
+            port = proc.web_port  # type: ignore[attr-defined]
+            before = publish(setup, cars=4, duration_s=60, bad_rate=0.03, seed=21, kinds=KINDS)
+            client = endpoint.client("outage")
+            wait_until(
+                lambda: stored_count(client)[0] >= expected_samples(before),
+                60,
+                lambda: f"first part stored; log:\n{log.read_text()[-2000:]}",
+            )
+            client.close()
+            assert metric(metrics_text(port), "vdp_process_write_failures_total") == 0
+
+            # The next samples insert is where the store dies.
+            proxy.armed.set()
+            during = publish(setup, cars=4, duration_s=60, bad_rate=0.03, seed=22, kinds=KINDS)
+            assert proxy.killed.wait(60), f"no insert came; log:\n{log.read_text()[-2000:]}"
+            assert not own_clickhouse.running()
+            wait_until(
+                lambda: healthz(port)["status"] == "degraded", 30, lambda: "/healthz degraded"
+            )
+            # The retries show in the metrics (each failed attempt counted), and so does the
+            # backlog: the unstored batch and what came after it are behind.
+            failures = lambda: metric(  # noqa: E731
+                metrics_text(port), "vdp_process_write_failures_total", what="clickhouse insert"
+            )
+            wait_until(lambda: failures() >= 3, 30, lambda: f"3 retries, {failures()} so far")
+            lag = lambda: metric(metrics_text(port), "vdp_process_consumer_lag")  # noqa: E731
+            wait_until(lambda: lag() > 0, 30, lambda: f"lag > 0: {metrics_text(port)[-2000:]}")
+            assert proc.poll() is None, "the worker must wait for ClickHouse, not crash"
+
+            own_clickhouse.start()
+            client = endpoint.client("outage")
+            manifest = merge(before, during)
+            want = expected_samples(manifest)
+            wait_stored(client, want, proc, log)
+            wait_until(lambda: healthz(port)["status"] == "ok", 30, lambda: "/healthz to recover")
+            wait_until(lambda: lag() == 0, 30, lambda: f"no lag: {metrics_text(port)[-2000:]}")
+        # The raw rows, not only FINAL: the insert that landed unanswered was retried with
+        # its token and dropped whole; the one cut mid-body kept nothing.
+        final, distinct, raw = stored_count(client)
+        assert final == distinct == raw == want, (final, distinct, raw, want)
         assert_matches_manifest(client, manifest, kafka_bootstrap, setup.dlq)
     finally:
-        client.close()
+        proxy.close()
+        with contextlib.suppress(Exception):
+            client.close()

@@ -48,10 +48,16 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     repository = Repository(ch)
     metrics = Metrics()
+    # The journal is this service's (database, port): a restart on them replays a crash's.
+    journal = (
+        settings.data_dir / "access-log" / f"{settings.clickhouse_database}-{settings.query_port}"
+    )
     writer = AccessLogWriter(
         repository.insert_access_log,
         settings.query_access_log_flush_seconds,
         settings.query_access_log_batch,
+        journal_dir=journal,
+        stored=repository.stored_request_ids,
     )
 
     rights_repo = RightsRepository(ch)

@@ -57,6 +57,7 @@ class Metrics:
 class _Delivery:
     """What one response handed to the client so far."""
 
+    request_id: str = ""
     status: int = 500
     bytes: int = 0
     rows: int = 0
@@ -95,8 +96,12 @@ class Bookkeeping:
                 sent.status = int(message["status"])
                 headers = [*message.get("headers", []), (b"x-request-id", sent.request_id.encode())]
                 message = {**message, "headers": headers}
-                if head and (a := access()) is not None:
-                    a.stop = True  # headers only: a streamed body need not be made
+                if (a := access()) is not None:
+                    if head:
+                        a.stop = True  # headers only: a streamed body need not be made
+                    # Journaled (aborted) before anything is sent: a crash from here on
+                    # still leaves the request in the owner's access log.
+                    self.access_log.begin(_entry(a, sent, time.perf_counter() - started))
                 await send(message)
                 return
             if message["type"] != "http.response.body" or sent.gone or sent.complete:
@@ -104,15 +109,19 @@ class Bookkeeping:
             last = not message.get("more_body", False)
             if head:
                 if last:
+                    sent.complete = True
+                    self._finish(inner, sent, started)
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
-            else:
-                await send(message)
-                sent.bytes += len(message.get("body", b""))
-                if (a := access()) is not None:
-                    sent.rows = a.rows  # the rows of every chunk handed over so far
+                return
+            sent.bytes += len(message.get("body", b""))
+            if (a := access()) is not None:
+                sent.rows = a.rows  # the rows of every chunk handed over so far
             if last:
+                # The entry is recorded (and journaled) before the last byte goes out, so
+                # no owner gets a whole answer that the access log could lose.
                 sent.complete = True
                 self._finish(inner, sent, started)
+            await send(message)
 
         try:
             await self.app(inner, watch_receive, watch_send)

@@ -277,5 +277,10 @@ class Repository:
     def insert_access_log(self, rows: list[list[Any]]) -> None:
         self.client.insert(ACCESS_LOG.name, rows, column_names=list(ACCESS_LOG.columns))
 
+    def stored_request_ids(self, ids: list[str]) -> set[str]:
+        """Which of these access log entries the table holds (a crash replay skips them)."""
+        sql = f"SELECT request_id FROM {ACCESS_LOG.name} WHERE request_id IN {{ids:Array(String)}}"  # noqa: S608
+        return {r[0] for r in self.client.query(sql, parameters={"ids": ids}).result_rows}
+
     def ping(self) -> bool:
         return bool(self.client.query("SELECT 1").result_rows[0][0] == 1)

@@ -187,12 +187,15 @@ def build_world(endpoint: ClickHouseEndpoint) -> Iterator[World]:
 
 
 @contextlib.contextmanager
-def serve(world: World, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`vdp serve` as a child process on the world's database; (base URL, process)."""
+def serve(
+    world: World, log: Path, port: int = 0, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`vdp serve` as a child process on the world's database (on `port`, or a free one);
+    (base URL, process)."""
     from tests.integration.test_pipeline_harness import stop, wait_until
     from vdp.net import free_port
 
-    port = free_port()
+    port = port or free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("VDP_")}
     environ = inherited | world.settings.environment() | {"VDP_QUERY_PORT": str(port)} | env
     with log.open("ab") as out:

@@ -140,11 +140,29 @@ def test_demo_prints_a_token_and_curl_lines_that_work_shows_a_sale_and_a_complet
         curls = lambda: [line for line in seen if line.startswith("curl ")]  # noqa: E731
         _wait_for(proc, lines, seen, lambda: len(curls()) >= 3, 150, "curl lines")
         tokens = [line.removeprefix("export TOKEN=") for line in seen if "TOKEN=" in line]
+        # "owner <id> owns <vin>; a token …": the three lines must show that car's data.
+        shown = next(line for line in seen if line.startswith("owner ") and " owns " in line)
+        owner, vin_shown = shown.split()[1], shown.split()[3].rstrip(";")
+        answers = []
         for line in curls()[:3]:
             status, body = _run_curl(line, tokens[0], tmp_path)
             assert status == 200, (line, body[:500])
-            assert json.loads(body), line
             assert body.endswith(b"\n")
+            answers.append(json.loads(body))
+        vehicles, coverage, series = answers
+        assert vin_shown in [v["vin"] for v in vehicles["vehicles"]], (owner, vehicles)
+        assert all(v["periods"] for v in vehicles["vehicles"]), vehicles
+        assert coverage["vin"] == vin_shown and coverage["categories"], coverage
+        assert series["vin"] == vin_shown and series["resolution"] == 60, series
+        assert series["buckets"], f"no speed buckets for {vin_shown}: {series}"
+        assert all(b["signal"] == "Vehicle.Speed" and b["count"] > 0 for b in series["buckets"])
+        with contextlib.closing(_clickhouse(seen)) as ch:
+            periods = ch.query(
+                "SELECT count() FROM ownership_intervals FINAL "
+                "WHERE vin = {v:String} AND owner_id = {o:String}",
+                parameters={"v": vin_shown, "o": owner},
+            ).result_rows[0][0]
+        assert periods >= 1, f"{owner} does not own {vin_shown} in ClickHouse"
         assert any("published (telemetry.raw)" in line for line in seen)
 
         # A sale within the first minutes: the demo's fleet sells cars 36-144 s in, so with

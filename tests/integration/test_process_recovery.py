@@ -6,14 +6,12 @@ lag in the metrics)."""
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote_plus, urlsplit
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -111,7 +109,7 @@ def own_clickhouse(tmp_path: Path) -> Iterator[EmbeddedClickHouse]:
         shutil.rmtree(tmp_path / "ch", ignore_errors=True)
 
 
-class KillingProxy:
+class KillingProxy(CuttingProxy):
     """A loopback HTTP relay in front of ClickHouse that, once `armed`, SIGKILLs the store
     (`kill`) in the middle of the next insert into `table`: with `when="mid_body"` after
     half its body reached the store, with `when="unanswered"` after the store took all of
@@ -119,48 +117,27 @@ class KillingProxy:
     the worker's insert fails in flight, as a crash of the store does."""
 
     def __init__(self, upstream: str, table: str, when: str, kill: Callable[[], None]) -> None:
-        target = urlsplit(upstream)
-        self.upstream = (target.hostname or "127.0.0.1", target.port or 8123)
-        self.table, self.when, self._kill = table, when, kill
+        self.when, self._kill = when, kill
         self.armed = threading.Event()
         self.striking = threading.Event()  # the insert to strike came
         self.killed = threading.Event()  # and the store is dead
-        self._lock = threading.Lock()
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(upstream, table, cuts=0)
 
-    def close(self) -> None:
-        self._server.close()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, sock: socket.socket) -> None:
+    def _relay(self, client: object) -> None:
+        sock: socket.socket = client  # type: ignore[assignment]
         with sock, sock.makefile("rb") as reader, contextlib.suppress(OSError):
-            request = CuttingProxy._read_request(reader)  # noqa: SLF001
+            request = self._read_request(reader)
             if request is None:
                 return
             head, pieces = request
-            line = unquote_plus(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-            line += pieces[0][:2000].decode(errors="replace")
             strike = False
-            if "INSERT INTO" in line and re.search(rf"\b{self.table}\b", line):
+            if self.inserts_into_table(head, pieces):
                 with self._lock:
                     strike = self.armed.is_set() and not self.striking.is_set()
                     if strike:
                         self.striking.set()
-            lines = [
-                h for h in head[:-4].split(b"\r\n") if not h.lower().startswith(b"connection:")
-            ]
-            head = b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
             with socket.create_connection(self.upstream) as up:
-                up.sendall(head)
+                up.sendall(self.one_shot(head))
                 if strike and len(pieces) == 1:
                     pieces = [pieces[0][: len(pieces[0]) // 2], pieces[0][len(pieces[0]) // 2 :]]
                 send = pieces[: len(pieces) // 2] if strike and self.when == "mid_body" else pieces

@@ -137,9 +137,24 @@ class CuttingProxy:
             pieces = [body[i : i + 4096] for i in range(0, len(body), 4096)] or [b""]
         return head, pieces
 
+    def inserts_into_table(self, head: bytes, pieces: list[bytes]) -> bool:
+        """Whether the request is an INSERT into `table`; the statement travels in the URL
+        or at the head of the body (clickhouse-connect)."""
+        from urllib.parse import unquote_plus
+
+        line = unquote_plus(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+        line += pieces[0][:2000].decode(errors="replace")
+        return "INSERT INTO" in line and re.search(rf"\b{self.table}\b", line) is not None
+
+    @staticmethod
+    def one_shot(head: bytes) -> bytes:
+        """The head with `Connection: close`: one request per upstream connection, so the
+        answer ends when upstream closes."""
+        lines = [h for h in head[:-4].split(b"\r\n") if not h.lower().startswith(b"connection:")]
+        return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
+
     def _relay(self, client: object) -> None:
         import socket
-        from urllib.parse import unquote_plus
 
         sock: socket.socket = client  # type: ignore[assignment]
         with sock, sock.makefile("rb") as reader:
@@ -147,19 +162,12 @@ class CuttingProxy:
             if request is None:
                 return
             head, pieces = request
-            # The statement travels in the URL or at the head of the body (clickhouse-connect).
-            line = unquote_plus(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-            line += pieces[0][:2000].decode(errors="replace")
             cut = False
-            if "INSERT INTO" in line and re.search(rf"\b{self.table}\b", line):
+            if self.inserts_into_table(head, pieces):
                 with self._lock:
                     cut = self.cut < self.cuts
                     self.cut += cut
-            # One request per upstream connection: the answer ends when upstream closes.
-            lines = [
-                h for h in head[:-4].split(b"\r\n") if not h.lower().startswith(b"connection:")
-            ]
-            head = b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
+            head = self.one_shot(head)
             with socket.create_connection(self.upstream) as up:
                 up.sendall(head)
                 if cut and len(pieces) == 1:

@@ -18,6 +18,7 @@ for a response whose last bytes never left the machine (over-reporting, never un
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -245,3 +246,5 @@ class AccessLogWriter:
             log.error("access log: %d entries could not be written at shutdown", self.pending)
         if self._journal is not None:
             self._journal.seal()
+            with contextlib.suppress(OSError):  # left in place while it holds entries
+                self._journal.root.rmdir()

@@ -63,7 +63,6 @@ class _Delivery:
     rows: int = 0
     complete: bool = False  # the last body message went out
     gone: bool = False  # the client disconnected first
-    request_id: str = ""
 
 
 class Bookkeeping:

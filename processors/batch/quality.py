@@ -48,8 +48,11 @@ class JumpDetector:
             if speed is not None and last.speed is not None:
                 if abs(speed - last.speed) / dt > MAX_ACCEL_KMH_PER_S:
                     flags[SPEED] = JUMP
-            if lat is not None and lon is not None and last.lat is not None:
-                assert last.lon is not None
+            # Both halves of each fix: a frame may carry one alone (the other rejected or
+            # not sent), and the previous position then has a latitude without longitude.
+            known = last.lat is not None and last.lon is not None
+            if lat is not None and lon is not None and known:
+                assert last.lat is not None and last.lon is not None  # for mypy
                 if _metres(last.lat, last.lon, lat, lon) / dt > MAX_SPEED_M_PER_S:
                     flags[LATITUDE] = flags[LONGITUDE] = JUMP
         if last is None or time_ms >= last.time_ms:

@@ -125,3 +125,21 @@ def test_dead_letters_keep_original_bytes_reason_and_coordinates() -> None:
     assert row["original"] == b"bytes" and row["received_time"] == 123
     assert row["detail"] == "Vehicle.Speed: too fast"
     assert row["signal"] == "Vehicle.Speed"
+
+
+def test_a_latitude_without_its_longitude_neither_flags_nor_fails_the_next_fix() -> None:
+    # A frame whose longitude was rejected keeps its latitude: the previous position is
+    # then half known, and the next whole fix must be stored (it used to fail the batch).
+    frames = [
+        valid(1, 1_000, doubles={"Vehicle.Speed": 20.0, "Vehicle.CurrentLocation.Latitude": 31.0}),
+        valid(
+            2,
+            2_000,
+            doubles={
+                "Vehicle.CurrentLocation.Latitude": 35.0,
+                "Vehicle.CurrentLocation.Longitude": 121.0,
+            },
+        ),
+    ]
+    out = Tagger(load_catalog(), book()).tag(frames)
+    assert out.columns[SAMPLES.columns.index("quality")] == [0, 0, 0, 0]

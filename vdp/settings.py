@@ -213,7 +213,9 @@ class Settings(BaseSettings):
         20_000, gt=0, description="Most records a worker validates and inserts as one batch."
     )
     process_batch_seconds: float = Field(
-        1.0, gt=0, description="Longest wait to fill a batch before it is processed anyway."
+        0.5,
+        gt=0,
+        description="Longest a record waits for its batch to close (a full batch goes at once).",
     )
     process_web_port: int = Field(
         6066, description="First worker's /metrics and /healthz port (127.0.0.1); worker i: +i."

@@ -80,6 +80,41 @@ def to_records(messages: Sequence[Message]) -> tuple[list[RawRecord], list[Messa
     return records, errors
 
 
+Consume = Callable[[int, float], list[Message]]
+
+
+def fill(
+    consume: Consume,
+    batch_size: int,
+    batch_seconds: float,
+    since: float,
+    idle: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Message]:
+    """Up to `batch_size` messages, none of which waits for its batch to close more than
+    `batch_seconds` after it arrived: what is queued already came after the last fill
+    ended (`since`), so the batch closes `batch_seconds` after that; an empty queue waits
+    (up to `idle`, then returns nothing) for the first message, and the batch closes
+    `batch_seconds` after it came. Under load the queue holds a whole batch and it goes at
+    once. (`consume(n, timeout)` returns when it has `n` or the timeout passed, never
+    earlier, so a window that starts only when its first call returns would be twice as
+    long.)"""
+    messages = consume(batch_size, 0)
+    if messages:
+        deadline = since + batch_seconds
+    else:
+        messages = consume(1, idle)  # returns as soon as one came
+        if not messages:
+            return []  # idle: let the caller look around (stop requests, timers)
+        deadline = clock() + batch_seconds
+    while len(messages) < batch_size:
+        wait = deadline - clock()
+        if wait <= 0:
+            break
+        messages.extend(consume(batch_size - len(messages), wait))
+    return messages
+
+
 class RawConsumer:
     def __init__(
         self, bootstrap: str, group: str, topic: str, batch_size: int, batch_seconds: float
@@ -93,6 +128,7 @@ class RawConsumer:
         self._stored: dict[int, int] = {}  # partition -> next offset after what is stored
         self._uncommitted: dict[int, int] = {}  # stored progress whose commit failed
         self._just_assigned = False
+        self._since = time.monotonic()  # when the last fill ended
 
     # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -139,20 +175,8 @@ class RawConsumer:
         return None if high is None or high < 0 else int(high)
 
     def _fill(self) -> list[Message]:
-        """Up to `batch_size` messages, waiting at most `batch_seconds` once one arrived."""
-        messages: list[Message] = []
-        deadline: float | None = None
-        while len(messages) < self.batch_size:
-            wait = 1.0 if deadline is None else deadline - time.monotonic()
-            if wait <= 0:
-                break
-            got = self._consumer.consume(self.batch_size - len(messages), wait)
-            if got:
-                messages.extend(got)
-                if deadline is None:
-                    deadline = time.monotonic() + self.batch_seconds
-            elif deadline is None:
-                break  # idle: let the caller look around (stop requests, timers)
+        messages = fill(self._consumer.consume, self.batch_size, self.batch_seconds, self._since)
+        self._since = time.monotonic()
         return messages
 
     def _commit(self, records: Sequence[RawRecord]) -> None:
@@ -183,11 +207,11 @@ class RawConsumer:
 
     async def run(self, handle: Handler, stopping: Callable[[], bool]) -> None:
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        fill: asyncio.Future[list[Message]] | None = None
+        fetching: asyncio.Future[list[Message]] | None = None
         try:
             while not stopping():
-                fill = asyncio.ensure_future(asyncio.to_thread(self._fill))
-                messages = await asyncio.shield(fill)
+                fetching = asyncio.ensure_future(asyncio.to_thread(self._fill))
+                messages = await asyncio.shield(fetching)
                 records, errors = to_records(messages)
                 for e in errors:
                     # Partition EOF and transient broker errors: librdkafka recovers itself.
@@ -205,6 +229,6 @@ class RawConsumer:
         finally:
             # A cancelled wait leaves `consume` running in its thread: let it return before
             # the consumer is closed under it. What it fetched is not committed: re-read.
-            if fill is not None and not fill.done():
-                await asyncio.wait([fill])
+            if fetching is not None and not fetching.done():
+                await asyncio.wait([fetching])
             await asyncio.to_thread(self._consumer.close)

@@ -7,6 +7,7 @@ so the worker hands it `worker --loglevel …` itself.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -26,8 +27,21 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     port = args.web_port if args.web_port is not None else settings.process_web_port
     app = build_app(settings, _worker(settings), port)
+    tune_gc()
     sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel, "--web-port", str(port)]
     app.main()
+
+
+def tune_gc() -> None:
+    """Fewer collections of the cycle collector: a batch makes ~150,000 container objects
+    (a decoded frame is five dicts) that live until it is stored, so at the default
+    thresholds every batch drags them through the young generations and triggers full
+    collections over the whole heap — 10-15 % of a worker's CPU per frame, measured. The
+    batch path makes no reference cycles; asyncio's few are still collected, less often.
+    What was built at start-up (modules, catalog, clients) is frozen out of the scans."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _worker(settings: Settings) -> Worker:

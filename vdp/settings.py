@@ -228,6 +228,13 @@ class Settings(BaseSettings):
     process_max_age_days: int = Field(
         730, gt=0, description="Samples older than this are rejected (ancient_timestamp)."
     )
+    process_book_fetch_wait_ms: int = Field(
+        50,
+        gt=0,
+        le=500,
+        description="Longest an ownership/consent reader's fetch waits at the broker; each "
+        "batch's catch-up check waits behind it.",
+    )
     process_dedupe_window: int = Field(
         4096, gt=0, description="Recent sequence numbers remembered per VIN to spot duplicates."
     )

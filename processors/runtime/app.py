@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -66,6 +67,7 @@ class Worker:
             ownership_codec(),
             "ownership",
             lambda rejections: self.dead_letter(rejections, self.interval_sink),
+            settings.process_book_fetch_wait_ms,
         )
         rules = Rules(catalog, settings.consent_coarse_grid_degrees)
         self.consent = ConsentBook(rules, self.book)
@@ -76,6 +78,7 @@ class Worker:
             consent_codec(),
             "consent",
             lambda rejections: self.dead_letter(rejections, self.consent_sink),
+            settings.process_book_fetch_wait_ms,
         )
         # A third sink: the consent task's inserts run in a thread of their own too.
         self.consent_sink = ClickHouseSink(clickhouse_client(settings, database), database)
@@ -144,12 +147,17 @@ class Worker:
         await self.reader.ready.wait()
         await self.consent_reader.ready.wait()
         self.health.ownership_ready = True
-        if not await self.reader.caught_up():
+        # Both at once: each waits for a broker round trip.
+        owners, consent = await asyncio.gather(
+            self.reader.caught_up(), self.consent_reader.caught_up()
+        )
+        if not owners:
             log.warning("ownership book still behind the topic after 30 s; tagging anyway")
         # Not so consent: storing a sample after its owner withdrew is not a late tag but
         # data the owner refused, so a batch waits for the consent book however long.
-        while not await self.consent_reader.caught_up():
+        while not consent:
             log.warning("consent book still behind the topic after 30 s; waiting")
+            consent = await self.consent_reader.caught_up()
 
     async def process(self, records: Sequence[RawRecord]) -> None:
         """Apply every ownership event the broker holds, then run the batch through."""

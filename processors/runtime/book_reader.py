@@ -52,8 +52,10 @@ class BookReader:
         codec: AvroCodec,
         name: str,
         rejected: Rejected | None = None,
+        fetch_wait_ms: int = 50,
     ) -> None:
         self.bootstrap = bootstrap
+        self.fetch_wait_ms = fetch_wait_ms
         self.topic = topic
         self.book = book
         self.codec = codec
@@ -70,6 +72,11 @@ class BookReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # The broker answers a connection's requests in order, so the `end_offsets` of
+            # each batch's catch-up waits behind the fetch in flight, which an idle topic
+            # holds for up to this long (aiokafka's default, 500 ms, made it most of a
+            # batch's latency).
+            fetch_max_wait_ms=self.fetch_wait_ms,
         )
         await consumer.start()
         partitions = await _partitions_of(consumer, self.topic)

@@ -57,12 +57,16 @@ def test_metrics_count_dead_letters_by_reason_unowned_and_flagged_samples(
     with worker(setup, log) as proc:
         port = proc.web_port  # type: ignore[attr-defined]
         wait_stored(clickhouse_client, expected_samples(manifest) + 4, proc, log)
+        # A batch is counted just after its insert, which wait_stored saw: wait for the
+        # last one's count too (records in), not only for the dead letters.
         wait_until(
             lambda: (
-                metric(metrics_text(port), "vdp_process_dead_letters_total") >= len(manifest["bad"])
+                metric(text := metrics_text(port), "vdp_process_dead_letters_total")
+                >= len(manifest["bad"])
+                and metric(text, "vdp_process_records_in_total") >= records
             ),
             30,
-            lambda: f"{len(manifest['bad'])} dead letters counted",
+            lambda: f"{len(manifest['bad'])} dead letters and {records} records counted",
         )
         text = metrics_text(port)
 

@@ -24,27 +24,12 @@ from typing import Any
 
 from processors.batch.ownership import NO_OWNER, OwnershipBook
 from schemas.catalog import Catalog, to_grid
+from schemas.consent import ConsentDecision
 from schemas.tables import CONSENT_DECISIONS, INCIDENTS
 
 OFF = "off"
 _FULL = ("on", "precise")  # granted at full precision
 _EARLIEST = -(1 << 62)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    id: str
-    owner_id: str
-    category: str
-    mode: str  # off | on | precise | coarse
-    effective_from: int  # ms, inclusive
-    expires_at: int | None  # ms, exclusive; None for off
-    recorded_at: int
-
-    def row(self, vin: str) -> tuple[Any, ...]:
-        """The decision as a `consent_decisions` row, in the table contract's order."""
-        return (vin, self.id, self.owner_id, self.category, self.mode, self.effective_from,
-                self.expires_at, self.recorded_at)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +62,7 @@ _Parts = tuple[dict[str, tuple[str, str | None]], frozenset[str], frozenset[str]
 
 @dataclass
 class _Car:
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions: dict[str, ConsentDecision] = field(default_factory=dict)
     deletions: dict[tuple[str, int], DeletionScope] = field(default_factory=dict)
 
 
@@ -166,7 +151,7 @@ class ConsentBook:
         car = self._cars.setdefault(vin, _Car())
         for d in event.get("decisions", ()):
             expires = d.get("expires_at")
-            car.decisions[str(d["id"])] = Decision(
+            car.decisions[str(d["id"])] = ConsentDecision(
                 str(d["id"]), str(d["owner_id"]), str(d["category"]), str(d["mode"]),
                 int(d["effective_from"]), None if expires is None else int(expires),
                 int(d["recorded_at"]),
@@ -179,7 +164,7 @@ class ConsentBook:
         self._stretches.pop(vin, None)
         return vin
 
-    def decisions(self, vin: str) -> list[Decision]:
+    def decisions(self, vin: str) -> list[ConsentDecision]:
         car = self._cars.get(vin)
         return sorted(car.decisions.values(), key=_order) if car else []
 
@@ -212,7 +197,9 @@ class ConsentBook:
         mine = [d for d in car.decisions.values() if d.owner_id == owner] if car else []
         return self._mode(_by_category(mine).get(category, []), owner, category, time_ms)
 
-    def _mode(self, decisions: list[Decision], owner: str, category: str, time_ms: int) -> str:
+    def _mode(
+        self, decisions: list[ConsentDecision], owner: str, category: str, time_ms: int
+    ) -> str:
         """`decisions`: the owner's for the category, in decision order."""
         default = self.rules.defaults[category]
         if owner == NO_OWNER:
@@ -236,7 +223,7 @@ class ConsentBook:
             moments.update((s.time_from, s.time_to))
         starts: list[int] = []
         policies: list[Policy] = []
-        by_owner: dict[str, dict[str, list[Decision]]] = {}
+        by_owner: dict[str, dict[str, list[ConsentDecision]]] = {}
         for d in sorted(car.decisions.values(), key=_order):
             by_owner.setdefault(d.owner_id, {}).setdefault(d.category, []).append(d)
         for moment in sorted(moments):
@@ -289,12 +276,12 @@ def stored_incidents(
     return [[column[i] for i in keep] for column in columns]
 
 
-def _by_category(decisions: list[Decision]) -> dict[str, list[Decision]]:
-    out: dict[str, list[Decision]] = {}
+def _by_category(decisions: list[ConsentDecision]) -> dict[str, list[ConsentDecision]]:
+    out: dict[str, list[ConsentDecision]] = {}
     for d in sorted(decisions, key=_order):
         out.setdefault(d.category, []).append(d)
     return out
 
 
-def _order(d: Decision) -> tuple[int, int, str]:
+def _order(d: ConsentDecision) -> tuple[int, int, str]:
     return (d.effective_from, d.recorded_at, d.id)

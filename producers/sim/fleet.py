@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producers.sim.physics import METRES_PER_DEG_LAT, Car
+from schemas.consent import ConsentDecision
 from schemas.vin import random_vin
 
 SHANGHAI = (31.2304, 121.4737)
@@ -136,24 +137,6 @@ def owner_at(timeline: list[OwnershipPeriod], time_ms: int) -> str | None:
             break
         owner = period.owner_id
     return owner
-
-
-@dataclass(frozen=True)
-class ConsentDecision:
-    """One owner's decision about one data category of a car (see schemas/avro/consent_event)."""
-
-    id: str
-    owner_id: str
-    category: str
-    mode: str  # off | on | precise | coarse
-    effective_from: int  # ms, inclusive
-    expires_at: int | None  # ms, exclusive; None for off
-    recorded_at: int
-
-    def record(self) -> dict[str, Any]:
-        return {"id": self.id, "owner_id": self.owner_id, "category": self.category,
-                "mode": self.mode, "effective_from": self.effective_from,
-                "expires_at": self.expires_at, "recorded_at": self.recorded_at}  # fmt: skip
 
 
 def consent_timeline(

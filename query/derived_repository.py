@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
-from query.repository import _ISO, _JSON, Scope, owned
+from query.repository import ISO_TIME, JSON_OUT, Scope, owned
 
 _OWNED = owned("start_time", "end_time")
 
@@ -41,7 +41,7 @@ _PLACE = (
 _KM = "if({show_state:Bool}, odometer_end_km - odometer_start_km, NULL)"
 _SECONDS = "dateDiff('millisecond', start_time, end_time) / 1000"
 _TIMES = (
-    f"{_ISO.format('start_time')} AS start, {_ISO.format('end_time')} AS end, complete, "
+    f"{ISO_TIME.format('start_time')} AS start, {ISO_TIME.format('end_time')} AS end, complete, "
     f"{_SECONDS} AS duration_s"
 )
 TRIP_JSON = (
@@ -57,7 +57,7 @@ SESSION_JSON = (
     f"{_TIMES}, soc_start, soc_end, energy_kwh, peak_kw, current_type AS current, "
     f"{COST} AS cost, capacity_kwh, {_PLACE.format(lat='lat', lon='lon')} AS place"
 )
-_SETTINGS = _JSON | {"prefer_column_name_to_alias": 1}
+_SETTINGS = JSON_OUT | {"prefer_column_name_to_alias": 1}
 
 
 class DerivedRepository:

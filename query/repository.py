@@ -38,21 +38,24 @@ def owned(start: str = "event_time", end: str = "event_time") -> str:
 """  # noqa: S608 - `start` and `end` are column names of this package, never input
 
 
-_OWNED = owned()
-_SELECTED = """
+OWNED = owned()
+SELECTED = """
     AND category IN {categories:Array(String)}
     AND (empty({signals:Array(String)}) OR signal IN {signals:Array(String)})
 """
 
 # ISO 8601 UTC with milliseconds and a Z, as the rest of the API writes times.
-_ISO = "concat(replaceOne(toString({}), ' ', 'T'), 'Z')"
+ISO_TIME = "concat(replaceOne(toString({}), ' ', 'T'), 'Z')"
 # JSON output settings: numbers as numbers (not quoted 64-bit ints), NaN/inf as null.
-_JSON = {"output_format_json_quote_64bit_integers": 0, "output_format_json_quote_denormals": 0}
+JSON_OUT = {"output_format_json_quote_64bit_integers": 0, "output_format_json_quote_denormals": 0}
 
 EXPORT_COLUMNS = ("event_time", "category", "signal", "value_num", "value_str", "seq", "quality")
 # The alias `event_time` of an ISO time must not hide the column in WHERE and ORDER BY; a
 # missing value is an empty CSV field (as a CSV reader expects), not ClickHouse's `\N`.
-EXPORT_SETTINGS = _JSON | {"prefer_column_name_to_alias": 1, "format_csv_null_representation": ""}
+EXPORT_SETTINGS = JSON_OUT | {
+    "prefer_column_name_to_alias": 1,
+    "format_csv_null_representation": "",
+}
 # Exports are planned from row counts per bucket this long (see query/export.py).
 PLAN_BUCKET = timedelta(hours=1)
 
@@ -131,13 +134,13 @@ class Repository:
     def coverage(self, scope: Scope) -> Sequence[Sequence[Any]]:
         return self._rows(
             f"SELECT category, min(event_time), max(event_time), count(), uniqExact(signal) "  # noqa: S608
-            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} GROUP BY category ORDER BY category",
+            f"FROM samples FINAL WHERE {OWNED} {SELECTED} GROUP BY category ORDER BY category",
             scope.params(),
         )
 
-    def _json_lines(self, sql: str, params: dict[str, Any]) -> list[bytes]:
+    def json_lines(self, sql: str, params: dict[str, Any]) -> list[bytes]:
         """One JSON object per row, written by ClickHouse: the service only splices them."""
-        body = self.client.raw_query(sql, parameters=params, fmt="JSONEachRow", settings=_JSON)
+        body = self.client.raw_query(sql, parameters=params, fmt="JSONEachRow", settings=JSON_OUT)
         return body.splitlines()
 
     def raw_page(self, scope: Scope, after: tuple[Any, ...] | None, limit: int) -> list[bytes]:
@@ -151,10 +154,10 @@ class Repository:
                 f"AND (event_time, signal, seq) > ({{at:{_T}}}, {{sig:String}}, {{seq:UInt64}})"
             )
             params |= {"at": after[0], "sig": after[1], "seq": after[2]}
-        return self._json_lines(
-            f"SELECT {_ISO.format('event_time')} AS time, category, signal, "  # noqa: S608
+        return self.json_lines(
+            f"SELECT {ISO_TIME.format('event_time')} AS time, category, signal, "  # noqa: S608
             "value_num AS value, value_str AS text, seq, quality "
-            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} {keyset} "
+            f"FROM samples FINAL WHERE {OWNED} {SELECTED} {keyset} "
             "ORDER BY event_time, signal, seq LIMIT {limit:UInt32}",
             params,
         )
@@ -171,13 +174,13 @@ class Repository:
 
     def raw_downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
         """`downsampled` from the samples alone."""
-        return self._json_lines(
-            f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
+        return self.json_lines(
+            f"SELECT signal, {ISO_TIME.format('bucket')} AS time, "  # noqa: S608
             "lo AS min, av AS avg, hi AS max, n AS count FROM (SELECT signal, toDateTime64("
             "toStartOfInterval(event_time, toIntervalSecond({res:UInt32}), 'UTC'), 3, 'UTC') "
             "AS bucket, "
             "min(value_num) AS lo, avg(value_num) AS av, max(value_num) AS hi, count() AS n "
-            f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} AND value_num IS NOT NULL "
+            f"FROM samples FINAL WHERE {OWNED} {SELECTED} AND value_num IS NOT NULL "
             "GROUP BY signal, bucket) ORDER BY signal, bucket",
             scope.params() | {"res": resolution_s},
         )
@@ -192,7 +195,7 @@ class Repository:
             "WHERE vin = {vin:String} AND owner_id = {owner:String} "
             "AND event_time >= {start:DateTime64(3, 'UTC')} "
             "AND event_time < {end:DateTime64(3, 'UTC')} "
-            f"{_SELECTED} GROUP BY at ORDER BY at",
+            f"{SELECTED} GROUP BY at ORDER BY at",
             scope.params() | {"bucket": int(PLAN_BUCKET.total_seconds())},
         )
         return [(datetime.fromtimestamp(int(at), UTC), int(n)) for at, n in rows]
@@ -201,11 +204,11 @@ class Repository:
     def export_sql(iso_time: bool = False) -> str:
         """An export's SELECT; `iso_time`: the time as the API writes it, under its own name
         (run it with `EXPORT_SETTINGS`)."""
-        time_column = f"{_ISO.format('event_time')} AS event_time" if iso_time else "event_time"
+        time_column = f"{ISO_TIME.format('event_time')} AS event_time" if iso_time else "event_time"
         columns = ", ".join((time_column, *EXPORT_COLUMNS[1:]))
         return (
             f"SELECT {columns} FROM samples FINAL "  # noqa: S608
-            f"WHERE {_OWNED} {_SELECTED} ORDER BY event_time, signal, seq"
+            f"WHERE {OWNED} {SELECTED} ORDER BY event_time, signal, seq"
         )
 
     @contextmanager
@@ -250,7 +253,7 @@ class Repository:
             params |= {"at": after[0], "kind": after[1]}
         return self._rows(
             "SELECT event_time, category, kind, value, detail, seq, end_time, peak "  # noqa: S608
-            f"FROM incidents FINAL WHERE {_OWNED} AND category IN {{categories:Array(String)}} "
+            f"FROM incidents FINAL WHERE {OWNED} AND category IN {{categories:Array(String)}} "
             f"{keyset} ORDER BY event_time, kind LIMIT {{limit:UInt32}}",
             params,
         )

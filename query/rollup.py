@@ -106,7 +106,7 @@ def _any_of(ranges: Ranges, prefix: str, params: dict[str, Any]) -> str:
 
 
 def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -> list[bytes]:
-    from query.repository import _ISO, _OWNED, _SELECTED
+    from query.repository import ISO_TIME, OWNED, SELECTED
 
     periods, rolled = repo.client.query(_STATE, parameters=scope.params()).result_rows[0]
     from_rollup, raw = plan(scope.span, list(periods), list(rolled))
@@ -119,10 +119,10 @@ def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -
     )
     rollup = (
         "FROM samples_1m FINAL WHERE vin = {vin:String} AND owner_id = {owner:String} "
-        f"AND owner_id != '' {_SELECTED} AND {_any_of(from_rollup, 'u', params)}"
+        f"AND owner_id != '' {SELECTED} AND {_any_of(from_rollup, 'u', params)}"
     )
     samples = (
-        f"FROM samples FINAL WHERE {_OWNED} {_SELECTED} AND value_num IS NOT NULL "
+        f"FROM samples FINAL WHERE {OWNED} {SELECTED} AND value_num IS NOT NULL "
         f"AND {_any_of(raw, 'r', params)}"
     )
     if resolution_s == 60:
@@ -138,8 +138,8 @@ def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -
                 f"avg(value_num) AS avg, max(value_num) AS max, count() AS count {samples} "
                 "GROUP BY signal, bucket"
             )
-        return repo._json_lines(
-            f"SELECT signal, {_ISO.format('bucket')} AS time, min, avg, max, count "  # noqa: S608
+        return repo.json_lines(
+            f"SELECT signal, {ISO_TIME.format('bucket')} AS time, min, avg, max, count "  # noqa: S608
             f"FROM ({' UNION ALL '.join(parts)}) ORDER BY signal, bucket",
             params,
         )
@@ -149,8 +149,8 @@ def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -
             f"SELECT signal, {bucket} AS bucket, value_num AS lo, value_num AS hi, "  # noqa: S608
             f"value_num AS total, 1 AS n {samples}"
         )
-    return repo._json_lines(
-        f"SELECT signal, {_ISO.format('bucket')} AS time, "  # noqa: S608
+    return repo.json_lines(
+        f"SELECT signal, {ISO_TIME.format('bucket')} AS time, "  # noqa: S608
         "min(lo) AS min, sum(total) / sum(n) AS avg, max(hi) AS max, sum(n) AS count "
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY signal, bucket ORDER BY signal, bucket",
         params,

@@ -35,9 +35,9 @@ from deploy.demo_children import demo_dir
 from deploy.process import port_open
 from deploy.stack import LocalStack
 from producers.publish.publisher import Publisher
-from producers.sim.fleet import FleetConfig, ownership_records
+from producers.sim.fleet import FleetConfig, consent_records, ownership_records
 from producers.sim.simulator import Simulator
-from schemas.codec import ownership_codec
+from schemas.codec import consent_codec, ownership_codec
 from tests.conftest import REPO, ClickHouseEndpoint
 from tests.integration.test_pipeline_harness import (
     Setup,
@@ -239,14 +239,23 @@ def announce_owners(
         cars=cars, hz=1, duration_s=duration_s, seed=seed, start_ms=start_ms, sold_share=0.5
     )  # fmt: skip  (as publish builds it)
     codec, publisher = ownership_codec(), Publisher(setup.bootstrap)
-    for vin, timeline in Simulator(config).timelines.items():
+    simulator = Simulator(config)
+    for vin, timeline in simulator.timelines.items():
         # The last event carries the car's whole timeline; the book merges timelines.
         publisher.send(
             setup.ownership, vin.encode(), codec.encode(ownership_records(vin, timeline)[-1])
         )
+    # Its owners' consent decisions too, for the same reason: a grant that reached the
+    # workers after the frames it covers would leave them not collected. The publish sends
+    # them again; the book merges decisions by id.
+    consent = consent_codec()
+    granted = [vin for vin, decisions in simulator.consents.items() if decisions]
+    for vin in granted:
+        _, record = consent_records(vin, simulator.consents[vin])[-1]
+        publisher.send(setup.consent, vin.encode(), consent.encode(record))
     stats = publisher.close(30)
-    assert stats.delivered == cars, stats.as_dict()
-    vins = list(Simulator(config).timelines)
+    assert stats.delivered == cars + len(granted), stats.as_dict()
+    vins = list(simulator.timelines)
     client = setup.clickhouse.client(setup.database)
     try:
         # The workers write ownership_intervals from their books: there, they have them.
@@ -261,6 +270,18 @@ def announce_owners(
             ),
             30,
             lambda: "the workers to read the announced owners",
+        )
+        wait_until(
+            lambda: (
+                client.query(
+                    "SELECT uniqExact(vin) FROM consent_decisions "
+                    "WHERE has({vins:Array(String)}, vin)",
+                    parameters={"vins": granted},
+                ).result_rows[0][0]
+                == len(granted)
+            ),
+            30,
+            lambda: "the workers to read the announced consent decisions",
         )
     finally:
         client.close()

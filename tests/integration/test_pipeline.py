@@ -18,6 +18,7 @@ from tests.integration.test_pipeline_harness import (
     healthz,
     publish,
     wait_stored,
+    wait_until,
     worker,
 )
 
@@ -38,10 +39,15 @@ def test_worker_stores_every_good_sample_once_and_dead_letters_every_bad_record(
         wait_stored(clickhouse_client, want, proc, log, 120)
         port = proc.web_port  # type: ignore[attr-defined]
         assert healthz(port)["status"] == "ok"  # a JSON body ending in a newline
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            metrics = resp.read().decode()
-        assert "vdp_process_samples_valid_total" in metrics
-        assert 'vdp_process_dead_letters_total{reason="duplicate"}' in metrics
+        duplicates = 'vdp_process_dead_letters_total{reason="duplicate"}'
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+
+        # A batch is counted just after its insert, which wait_stored saw first.
+        wait_until(lambda: duplicates in metrics(), 10, lambda: f"{duplicates} in /metrics")
+        assert "vdp_process_samples_valid_total" in metrics()
 
     assert {b["reason"] for b in manifest["bad"]} >= {"duplicate", "out_of_range", "bad_marker"}
     assert_matches_manifest(clickhouse_client, manifest, setup.bootstrap, setup.dlq)

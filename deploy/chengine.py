@@ -29,6 +29,7 @@ log = logging.getLogger("vdp.chserver")
 
 DEFAULT_SESSION_TIMEOUT = 60  # ClickHouse's default_session_timeout
 MAX_SESSION_TIMEOUT = 3600  # ClickHouse's max_session_timeout
+SESSION_RELEASE_GRACE = 0.5  # seconds a request waits for its session's previous one to end
 
 
 def engine_error(e: BaseException) -> ChError:
@@ -152,29 +153,42 @@ class Engine:
         """The session's state, held for the request; SESSION_IS_LOCKED if another holds it."""
         seconds = _session_timeout(timeout)
         key = (user, session_id)
-        with self._sessions_lock:
-            state = self._sessions.get(key)
-            if state is None:
-                if check:
-                    raise ch_error(372, "SESSION_NOT_FOUND", f"Session {session_id} not found")
-                state = self._sessions[key] = Session(self.connect(), seconds)
-            if not state.lock.acquire(blocking=False):
-                msg = f"Session {session_id} is locked by a concurrent client"
-                raise ch_error(373, "SESSION_IS_LOCKED", msg)
+        state = self._acquire(key, seconds, check)
         try:
             state.timeout = seconds
             yield state
         finally:
             state.last_used = time.monotonic()
+            if state.broken:  # gone before a waiting request can take it
+                self._forget(key, state)
             state.lock.release()
             if state.broken:
-                self._drop(key, state)
+                self.disconnect(state.conn)
 
-    def _drop(self, key: tuple[str, str], state: Session) -> None:
+    def _acquire(self, key: tuple[str, str], seconds: int, check: bool) -> Session:
+        # A reply's last bytes reach the client before its handler leaves the session, so
+        # a client's next request can arrive while the session is still held for a moment.
+        while True:
+            with self._sessions_lock:
+                state = self._sessions.get(key)
+                if state is None:
+                    if check:
+                        raise ch_error(372, "SESSION_NOT_FOUND", f"Session {key[1]} not found")
+                    state = self._sessions[key] = Session(self.connect(), seconds)
+                if state.lock.acquire(blocking=False):
+                    return state
+            if not state.lock.acquire(timeout=SESSION_RELEASE_GRACE):
+                msg = f"Session {key[1]} is locked by a concurrent client"
+                raise ch_error(373, "SESSION_IS_LOCKED", msg)
+            with self._sessions_lock:
+                if self._sessions.get(key) is state:
+                    return state
+            state.lock.release()  # dropped while we waited (its connection broke): again
+
+    def _forget(self, key: tuple[str, str], state: Session) -> None:
         with self._sessions_lock:
             if self._sessions.get(key) is state:
                 del self._sessions[key]
-        self.disconnect(state.conn)
 
     def _expire_sessions(self) -> None:
         while not self._stop.wait(1.0):

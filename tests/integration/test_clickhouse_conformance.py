@@ -199,6 +199,25 @@ def test_one_session_serves_one_request_at_a_time(
     assert second.command("SELECT 1") == 1  # free again once the first request is done
 
 
+def test_a_request_arriving_as_its_sessions_last_one_ends_is_served(
+    clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str
+) -> None:
+    # A reply's last bytes leave before its handler lets go of the session: a client's next
+    # request may come in that moment (a CI run was refused after a streamed result).
+    sid = f"s-{uuid.uuid4()}"
+    first, second = (client(clickhouse_endpoint, clickhouse_db, session_id=sid) for _ in "ab")
+    outcome: list[object] = []
+    slow = threading.Thread(target=lambda: outcome.append(first.command("SELECT sleep(0.3)")))
+    slow.start()
+    time.sleep(0.1)
+    assert second.command("SELECT 1") == 1  # waited for the first, not refused
+    slow.join()
+    assert outcome == [0]
+    for _ in range(50):  # back to back, streamed: each waits out the one before
+        with second.query_row_block_stream("SELECT number FROM numbers(3)") as s:
+            assert [r for b in s for r in b] == [(0,), (1,), (2,)]
+
+
 def test_a_session_ends_after_its_timeout(
     clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str
 ) -> None:

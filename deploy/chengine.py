@@ -165,7 +165,7 @@ class Engine:
             if state.broken:
                 self.disconnect(state.conn)
 
-    def _acquire(self, key: tuple[str, str], seconds: int, check: bool) -> Session:
+    def _acquire(self, key: tuple[str, str], seconds: float, check: bool) -> Session:
         # A reply's last bytes reach the client before its handler leaves the session, so
         # a client's next request can arrive while the session is still held for a moment.
         while True:

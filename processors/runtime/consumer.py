@@ -9,10 +9,12 @@ Faust keeps the worker's life cycle, web views and timers.
 Exactly once as seen by queries: a batch's offsets are committed (synchronously, explicitly,
 `enable.auto.commit` off) only after `handle` returned, i.e. after ClickHouse and the
 dead-letter topic took everything in it. librdkafka runs the rebalance callbacks only
-inside `consume`, and this loop calls `consume` only when no batch is in hand (the last
-one is stored and committed), so a revocation never takes a partition with rows that
-are read but not stored; the callback counts it and forgets the partition's progress. A
-crash before a commit re-delivers records the idempotent sink has absorbed already.
+inside `consume`, and this loop calls `consume` only when no stored batch is uncommitted,
+so a revocation never takes a partition with rows that are stored but not committed; the
+callback counts it and forgets the partition's progress. A fill calls `consume` several
+times: what it holds of a partition a later call revoked is dropped, unstored (the new
+owner reads it from the committed offset). A crash before a commit re-delivers records
+the idempotent sink has absorbed already.
 
 A commit can fail with the rows stored: the broker gone for a while (the group's session
 expires, the partitions are revoked and assigned again). Re-read from the committed offset,
@@ -28,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -115,6 +117,25 @@ def fill(
     return messages
 
 
+def without_revoked(
+    messages: Sequence[Message], sizes: Sequence[int], revoked_in: Mapping[int, int]
+) -> list[Message]:
+    """`messages`, the concatenated results of `consume` calls of `sizes`, without what a
+    call returned of a partition a later call revoked (`revoked_in`: partition -> the call).
+    Those records are not this worker's to store: the partition's new owner reads them from
+    the committed offset. librdkafka itself drops what a call collected before a revocation
+    it served, so a call's own results stay."""
+    keep: list[Message] = []
+    start = 0
+    for call, size in enumerate(sizes):
+        for m in messages[start : start + size]:
+            partition = m.partition()
+            if partition is None or call >= revoked_in.get(partition, 0):
+                keep.append(m)
+        start += size
+    return keep
+
+
 class RawConsumer:
     def __init__(
         self, bootstrap: str, group: str, topic: str, batch_size: int, batch_seconds: float
@@ -129,6 +150,8 @@ class RawConsumer:
         self._uncommitted: dict[int, int] = {}  # stored progress whose commit failed
         self._just_assigned = False
         self._since = time.monotonic()  # when the last fill ended
+        self._calls: list[int] = []  # the running fill's `consume` calls, as `_fill` keeps them
+        self._revoked_in: dict[int, int] = {}  # partition -> the fill's call that revoked it
 
     # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -156,9 +179,12 @@ class RawConsumer:
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Nothing to finish or abandon: no batch is in hand while `consume` runs.
+        # Nothing stored is uncommitted while `consume` runs; what the running fill holds
+        # of these partitions is dropped (`without_revoked`).
         self.rebalances += 1
         self._assigned -= {tp.partition for tp in partitions}
+        for tp in partitions:  # the `consume` call running now is number len(calls)
+            self._revoked_in[tp.partition] = len(self._calls)
         for tp in partitions:
             # Not ours to commit now (it could set back another worker's progress); should
             # the partition come back, `_on_assign` resumes after what this worker stored.
@@ -175,9 +201,22 @@ class RawConsumer:
         return None if high is None or high < 0 else int(high)
 
     def _fill(self) -> list[Message]:
-        messages = fill(self._consumer.consume, self.batch_size, self.batch_seconds, self._since)
+        sizes: list[int] = []  # what each `consume` call of this fill returned
+
+        def consume(n: int, timeout: float) -> list[Message]:
+            got = self._consumer.consume(n, timeout)
+            sizes.append(len(got))
+            return got
+
+        self._calls, self._revoked_in = sizes, {}
+        messages = fill(consume, self.batch_size, self.batch_seconds, self._since)
         self._since = time.monotonic()
-        return messages
+        if not self._revoked_in:
+            return messages
+        keep = without_revoked(messages, sizes, self._revoked_in)
+        if dropped := len(messages) - len(keep):
+            log.info("dropped %d records of partitions revoked while the batch filled", dropped)
+        return keep
 
     def _commit(self, records: Sequence[RawRecord]) -> None:
         for r in records:

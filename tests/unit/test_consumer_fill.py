@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.runtime.consumer import fill
+from processors.runtime.consumer import fill, without_revoked
 
 
 class Topic:
@@ -66,3 +66,25 @@ def test_an_idle_topic_returns_nothing_after_the_idle_wait() -> None:
     topic = Topic([])
     assert fill(topic.consume, 100, 0.5, since=0.0, idle=1.0, clock=topic.clock) == []
     assert topic.now == 1.0
+
+
+class Msg:
+    """A consumed message as `without_revoked` sees it: its partition (None: an error)."""
+
+    def __init__(self, partition: int | None, offset: int) -> None:
+        self._partition, self.offset = partition, offset
+
+    def partition(self) -> int | None:
+        return self._partition
+
+
+def test_records_of_a_partition_revoked_by_a_later_call_of_the_fill_are_dropped() -> None:
+    # Three `consume` calls: [p0@0, p1@0], [p0@1, error], [p0@2, p1@1]; the third call
+    # served a revocation of p0 (the partition went to another worker and came back, or
+    # not): p0@0 and p0@1 came before it and are not ours to store; what the third call
+    # returned is (librdkafka drops a call's own outdated messages), errors always pass.
+    calls = [[Msg(0, 0), Msg(1, 0)], [Msg(0, 1), Msg(None, -1)], [Msg(0, 2), Msg(1, 1)]]
+    messages: list[Any] = [m for call in calls for m in call]
+    kept = without_revoked(messages, [len(c) for c in calls], {0: 2})
+    assert [(m.partition(), m.offset) for m in kept] == [(1, 0), (None, -1), (0, 2), (1, 1)]
+    assert without_revoked(messages, [len(c) for c in calls], {}) == messages

@@ -94,5 +94,6 @@ def seed_derived(client: Client, fleet: Fleet) -> int:
         column_names=["vin", "owner_id", "kind", "valid_from", "event_offset"],
     )
     segments = year_of_segments(owner)
-    DeriveStore(client).write({vin: segments}, {}, DeriveStore(client).now_ms())
+    store = DeriveStore(client)
+    store.write({vin: segments}, {}, store.now_ms())
     return len(segments)

@@ -51,8 +51,8 @@ class BookReader:
         book: Book,
         codec: AvroCodec,
         name: str,
-        rejected: Rejected | None = None,
-        fetch_wait_ms: int = 50,
+        rejected: Rejected | None,
+        fetch_wait_ms: int,
     ) -> None:
         self.bootstrap = bootstrap
         self.fetch_wait_ms = fetch_wait_ms

@@ -7,7 +7,6 @@ driving data), the month view from the rollup staying equal to the raw one."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.integration.test_pipeline_harness import (
     expected_samples,
     publish,
     wait_stored,
+    wait_until,
     worker,
 )
 from vdp.settings import Settings
@@ -232,12 +232,14 @@ def delete(
                        json={"categories": categories, **span})  # fmt: skip
     assert made.status_code == 202, made.text
     rid = made.json()["request_id"]
-    for _ in range(120):
-        done = client.get(f"/v1/deletions/{rid}", headers=auth).json()
-        if done["status"] == "done":
-            return dict(done["receipt"])
-        time.sleep(0.5)
-    raise AssertionError(f"deletion {rid} not done: {done}")
+    status: dict[str, Any] = {}
+
+    def done() -> bool:
+        status.update(client.get(f"/v1/deletions/{rid}", headers=auth).json())
+        return bool(status["status"] == "done")
+
+    wait_until(done, 60, lambda: f"deletion {rid} to be done: {status}")
+    return dict(status["receipt"])
 
 
 def check_month_views(client: httpx.Client, vin: str, auth: Any, span: dict[str, str]) -> None:

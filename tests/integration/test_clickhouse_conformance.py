@@ -182,15 +182,25 @@ def test_sessions_keep_set_and_temporary_tables(
     assert err.value.code == 60  # UNKNOWN_TABLE: temporary tables belong to their session
 
 
+def _session_held(
+    endpoint: ClickHouseEndpoint, database: str, seconds: float, after: float
+) -> tuple[threading.Thread, list[object], Client]:
+    """A session busy with `SELECT sleep(seconds)` on one client (its answer goes to the
+    list), and, `after` seconds into it, a second client of the same session."""
+    sid = f"s-{uuid.uuid4()}"
+    first, second = (client(endpoint, database, session_id=sid) for _ in "ab")
+    outcome: list[object] = []
+    sql = f"SELECT sleep({seconds})"
+    slow = threading.Thread(target=lambda: outcome.append(first.command(sql)))
+    slow.start()
+    time.sleep(after)
+    return slow, outcome, second
+
+
 def test_one_session_serves_one_request_at_a_time(
     clickhouse_endpoint: ClickHouseEndpoint, clickhouse_db: str
 ) -> None:
-    sid = f"s-{uuid.uuid4()}"
-    first, second = (client(clickhouse_endpoint, clickhouse_db, session_id=sid) for _ in "ab")
-    outcome: list[object] = []
-    slow = threading.Thread(target=lambda: outcome.append(first.command("SELECT sleep(3)")))
-    slow.start()
-    time.sleep(1.0)
+    slow, outcome, second = _session_held(clickhouse_endpoint, clickhouse_db, 3.0, after=1.0)
     with pytest.raises(DatabaseError) as err:
         second.command("SELECT 1")
     slow.join()
@@ -204,12 +214,7 @@ def test_a_request_arriving_as_its_sessions_last_one_ends_is_served(
 ) -> None:
     # A reply's last bytes leave before its handler lets go of the session: a client's next
     # request may come in that moment (a CI run was refused after a streamed result).
-    sid = f"s-{uuid.uuid4()}"
-    first, second = (client(clickhouse_endpoint, clickhouse_db, session_id=sid) for _ in "ab")
-    outcome: list[object] = []
-    slow = threading.Thread(target=lambda: outcome.append(first.command("SELECT sleep(0.3)")))
-    slow.start()
-    time.sleep(0.1)
+    slow, outcome, second = _session_held(clickhouse_endpoint, clickhouse_db, 0.3, after=0.1)
     assert second.command("SELECT 1") == 1  # waited for the first, not refused
     slow.join()
     assert outcome == [0]

@@ -259,27 +259,21 @@ def announce_owners(
     client = setup.clickhouse.client(setup.database)
     try:
         # The workers write ownership_intervals from their books: there, they have them.
-        wait_until(
-            lambda: (
+        def cars_in(table: str, of: list[str]) -> int:
+            return int(
                 client.query(
-                    "SELECT uniqExact(vin) FROM ownership_intervals "
-                    "WHERE has({vins:Array(String)}, vin)",
-                    parameters={"vins": vins},
+                    f"SELECT uniqExact(vin) FROM {table} WHERE has({{vins:Array(String)}}, vin)",  # noqa: S608
+                    parameters={"vins": of},
                 ).result_rows[0][0]
-                == cars
-            ),
+            )
+
+        wait_until(
+            lambda: cars_in("ownership_intervals", vins) == cars,
             30,
             lambda: "the workers to read the announced owners",
         )
         wait_until(
-            lambda: (
-                client.query(
-                    "SELECT uniqExact(vin) FROM consent_decisions "
-                    "WHERE has({vins:Array(String)}, vin)",
-                    parameters={"vins": granted},
-                ).result_rows[0][0]
-                == len(granted)
-            ),
+            lambda: cars_in("consent_decisions", granted) == len(granted),
             30,
             lambda: "the workers to read the announced consent decisions",
         )

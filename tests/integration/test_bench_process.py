@@ -27,8 +27,10 @@ def test_bench_process_runs_with_web_port_0(
     )
     out = io.StringIO()
     results = run_benchmark(settings, 10, 1, 20.0, 1, 1, 20.0, 1.0, out)
-    assert set(results) == {"baseline", "processor"}
+    assert set(results) == {"baseline", "processor", "after"}
     # every burst sample stored by both subjects, and every paced frame's latency measured
-    assert results["processor"].samples == results["baseline"].samples > 0
-    assert results["processor"].latencies_ms and results["baseline"].latencies_ms
-    assert "processor per worker / baseline = " in out.getvalue()
+    assert (
+        results["processor"].samples == results["baseline"].samples == results["after"].samples > 0
+    )
+    assert all(r.latencies_ms for r in results.values())
+    assert "processor per worker / mean of the baselines = " in out.getvalue()

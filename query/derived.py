@@ -11,7 +11,6 @@ began and ended inside one of the owner's periods.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from query import models as m
 from query.auth import Principal
 from query.deps import Car, CurrentOwner, OwnedCar, Services, Svc
 from query.derived_repository import DerivedRepository
+from query.json_rows import JsonRows
 from query.params import Selection, TimeRange, page_size, time_range
 from query.problems import forbidden
 from query.repository import Scope
@@ -84,7 +84,7 @@ def _scope(car: Car, owner: str, span: TimeRange, shown: Shown) -> Scope | None:
     return owned_scope(car, owner, span, Selection(shown.categories, ()))
 
 
-Fetch = Callable[[Scope, datetime | None, int], list[bytes]]
+Fetch = Callable[[Scope, datetime | None, int], JsonRows]
 
 
 def _listing(
@@ -113,7 +113,7 @@ def _listing(
         return json_response(body)
     rows = fetch(scope, position[0] if position else None, limit)
     if len(rows) == limit:
-        body["next_cursor"] = pages.after(datetime.fromisoformat(json.loads(rows[-1])["start"]))
+        body["next_cursor"] = pages.after(datetime.fromisoformat(rows.last()["start"]))
     car.access.rows = len(rows)
     return json_response(body, **{key: rows})
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from clickhouse_connect.driver.client import Client
 
+from query.json_rows import JsonRows
 from query.repository import ISO_TIME, JSON_OUT, Scope, owned
 
 _OWNED = owned("start_time", "end_time")
@@ -75,7 +76,7 @@ class DerivedRepository:
         after: datetime | None,
         limit: int,
         **extra: Any,
-    ) -> list[bytes]:
+    ) -> JsonRows:
         """Up to `limit` rows after the keyset position `after` (start time), oldest
         first, as JSON objects."""
         params = scope.params() | {"limit": limit, **extra}
@@ -90,9 +91,9 @@ class DerivedRepository:
             fmt="JSONEachRow",
             settings=_SETTINGS,
         )
-        return body.splitlines()
+        return JsonRows(body)
 
-    def trips(self, scope: Scope, after: datetime | None, limit: int, shown: Shown) -> list[bytes]:
+    def trips(self, scope: Scope, after: datetime | None, limit: int, shown: Shown) -> JsonRows:
         return self._page("trips", TRIP_JSON, scope, after, limit, **shown.params())
 
     def sessions(
@@ -103,7 +104,7 @@ class DerivedRepository:
         shown: Shown,
         prices: list[float],
         tz: str,
-    ) -> list[bytes]:
+    ) -> JsonRows:
         return self._page(
             "charging_sessions", SESSION_JSON, scope, after, limit, prices=prices, tz=tz,
             **shown.params(),

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from query.json_rows import JsonRows
 from query.params import Selection, TimeRange
 from schemas.tables import ACCESS_LOG, LATEST
 
@@ -138,12 +139,12 @@ class Repository:
             scope.params(),
         )
 
-    def json_lines(self, sql: str, params: dict[str, Any]) -> list[bytes]:
+    def json_lines(self, sql: str, params: dict[str, Any]) -> JsonRows:
         """One JSON object per row, written by ClickHouse: the service only splices them."""
         body = self.client.raw_query(sql, parameters=params, fmt="JSONEachRow", settings=JSON_OUT)
-        return body.splitlines()
+        return JsonRows(body)
 
-    def raw_page(self, scope: Scope, after: tuple[Any, ...] | None, limit: int) -> list[bytes]:
+    def raw_page(self, scope: Scope, after: tuple[Any, ...] | None, limit: int) -> JsonRows:
         """Up to `limit` rows (JSON objects) after the keyset position `after`, in
         (event_time, signal, seq) order: `time`, `category`, `signal`, `value` (numeric),
         `text` (string signals), `seq`, `quality`."""
@@ -162,7 +163,7 @@ class Repository:
             params,
         )
 
-    def downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
+    def downsampled(self, scope: Scope, resolution_s: int) -> JsonRows:
         """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse;
         whole minutes from the rollup kept by the deriver where it is current (the same
         numbers, see query/rollup.py, which imports this module)."""
@@ -172,7 +173,7 @@ class Repository:
             return downsampled_from_rollup(self, scope, resolution_s)
         return self.raw_downsampled(scope, resolution_s)
 
-    def raw_downsampled(self, scope: Scope, resolution_s: int) -> list[bytes]:
+    def raw_downsampled(self, scope: Scope, resolution_s: int) -> JsonRows:
         """`downsampled` from the samples alone."""
         return self.json_lines(
             f"SELECT signal, {ISO_TIME.format('bucket')} AS time, "  # noqa: S608

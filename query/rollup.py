@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from query.params import TimeRange
 
 if TYPE_CHECKING:
+    from query.json_rows import JsonRows
     from query.repository import Repository, Scope
 
 Ranges = list[tuple[datetime, datetime]]
@@ -105,7 +106,7 @@ def _any_of(ranges: Ranges, prefix: str, params: dict[str, Any]) -> str:
     return "(" + " OR ".join(terms) + ")" if terms else "0"
 
 
-def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -> list[bytes]:
+def downsampled_from_rollup(repo: Repository, scope: Scope, resolution_s: int) -> JsonRows:
     from query.repository import ISO_TIME, OWNED, SELECTED
 
     periods, rolled = repo.client.query(_STATE, parameters=scope.params()).result_rows[0]

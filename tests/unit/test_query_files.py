@@ -214,13 +214,21 @@ def test_access_log_keeps_entries_when_an_insert_fails_and_writes_them_on_close(
 
 
 def test_json_response_splices_clickhouse_rows_into_valid_json() -> None:
+    from query.json_rows import JsonRows
     from query.routes import json_response
 
-    rows = [b'{"time":"2026-05-01T00:00:00.000Z","value":1.5}', b'{"time":"x","value":null}']
+    lines = [b'{"time":"2026-05-01T00:00:00.000Z","value":1.5}', b'{"text":"a\\nb","value":null}']
+    rows = JsonRows(b"\n".join(lines) + b"\n")
     response = json_response({"vin": "V", "rows": [], "buckets": []}, rows=rows)
     body = json.loads(bytes(response.body))
-    assert body == {"vin": "V", "buckets": [], "rows": [json.loads(r) for r in rows]}
-    assert json.loads(bytes(json_response({"a": 1}, rows=[]).body)) == {"a": 1, "rows": []}
+    assert body == {"vin": "V", "buckets": [], "rows": [json.loads(r) for r in lines]}
+    assert len(rows) == 2 and list(rows) == lines and rows.last() == {"text": "a\nb", "value": None}
+    one = JsonRows(lines[0] + b"\n")
+    assert len(one) == 1 and one.last() == json.loads(lines[0])
+    assert json.loads(bytes(json_response({"a": 1}, rows=JsonRows(b"")).body)) == {
+        "a": 1,
+        "rows": [],
+    }
 
 
 def test_period_cache_reuses_periods_for_a_while() -> None:

@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from confluent_kafka import Producer
@@ -42,6 +42,7 @@ from schemas.catalog import Catalog, load_catalog
 from schemas.codec import consent_codec, ownership_codec, telemetry_codec
 from schemas.migrate import apply_migrations
 from vdp.clickhouse import clickhouse_client
+from vdp.errors import StackError
 from vdp.settings import Settings
 
 Message = tuple[bytes, bytes]
@@ -57,6 +58,9 @@ class Figures:
     latencies_ms: list[float]
     frames: int
     cpu_seconds: float | None  # the subject's processes, during the burst
+    # The local stack's servers (ClickHouse, Kafka) during the burst: the subject's inserts
+    # cost the ClickHouse server about as much CPU again as the subject itself.
+    server_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def cpu_us_per_frame(self) -> float | None:
@@ -73,6 +77,9 @@ class Figures:
             f"{self.seconds:6.2f} s = {self.rate:>10,.0f} samples/s "
             f"({self.rate / self.workers:>9,.0f} per worker); latency p50 {p50:6.0f} ms "
             f"p99 {p99:6.0f} ms; CPU {_us(self.cpu_us_per_frame)} µs/frame"
+            + "".join(
+                f", {k} {_us(us_per_frame(v, self.frames))}" for k, v in self.server_cpu.items()
+            )
         )
 
 
@@ -91,6 +98,28 @@ def cpu_seconds(pids: list[int]) -> float | None:
     except OSError:
         return None
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def stack_pids(settings: Settings) -> dict[str, list[int]]:
+    """The server processes of a `vdp stack up` under `settings.data_dir`, by name; empty
+    when the broker and ClickHouse run elsewhere."""
+    from deploy.stack import LocalStack
+
+    try:
+        stack = LocalStack(settings)
+        server = stack.clickhouse.pid if stack.clickhouse.running() else None
+        found: dict[str, list[int | None]] = {
+            "ClickHouse": [server],
+            "Kafka": [n.pid for n in stack.kafka.status().nodes],
+        }
+    except (StackError, OSError):
+        return {}
+    pids = {name: [p for p in each if p] for name, each in found.items()}
+    return {name: each for name, each in pids.items() if each}
+
+
+def _cpu_by_name(pids: dict[str, list[int]]) -> dict[str, float | None]:
+    return {name: cpu_seconds(p) for name, p in pids.items()}
 
 
 def fleet_messages(
@@ -269,6 +298,7 @@ def run_benchmark(
           f"samples); paced {len(paced):,} frames at {rate:,.0f}/s", file=out)  # fmt: skip
     results: dict[str, Figures] = {}
     grants = grants_for(owners, load_catalog())
+    servers = stack_pids(settings)
     subjects = ("no_consent", "processor") if consent_compare else (BARE[0], "processor", BARE[1])
     for name in subjects:
         topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq", "consent")}
@@ -289,18 +319,23 @@ def run_benchmark(
             apply_migrations(sub)
             try:
                 with _subject(name, sub, n) as pids:
-                    cpu0 = cpu_seconds(pids)
+                    cpu0, servers0 = cpu_seconds(pids), _cpu_by_name(servers)
                     t0 = time.monotonic()
                     publish(sub.kafka_bootstrap, topics["raw"], burst)
                     t1 = _wait_count(sub, burst_samples, 600)
-                    cpu1 = cpu_seconds(pids)
+                    cpu1, servers1 = cpu_seconds(pids), _cpu_by_name(servers)
                     stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
                     _wait_until_stable(sub)
                     latencies = _latencies(sub, stamps)
             finally:
                 _drop(sub)
         cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu)
+        spent = {
+            k: b - a
+            for k, b in servers1.items()
+            if b is not None and (a := servers0[k]) is not None
+        }
+        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu, spent)
         print(results[name].line(), file=out, flush=True)
     processor = results["processor"]
     if consent_compare:

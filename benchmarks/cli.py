@@ -50,7 +50,9 @@ def _register_process(sub: Any) -> None:
             "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
             "frames and time the processor (N workers) until ClickHouse holds every sample, "
             "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
-            "confluent-kafka consume + decode + insert loop. Prints the ratio (target >= 0.7)."
+            "confluent-kafka consume + decode + insert loop, before and after the processor. "
+            "Prints the ratio to the mean of the two (target >= 0.7) and, for a `vdp stack` "
+            "under VDP_DATA_DIR, the ClickHouse server's and Kafka's CPU per frame."
         ),
     )
     _fleet_arguments(bench, seconds="simulated seconds of burst")

@@ -56,12 +56,19 @@ def test_a_batch_the_store_refuses_for_good_is_dead_lettered_and_the_partition_m
         assert all("source_offset" in str(e["detail"]) for e in envelopes), envelopes[0]["detail"]
         assert len({(e["source_partition"], e["source_offset"]) for e in envelopes}) == records
         assert _metric(port, "vdp_process_store_rejected_total") == records
-        # The records are in the dead_letters table too, whole, and nothing half-written.
-        rows = clickhouse_client.query(
-            f"SELECT count() FROM {setup.database}.dead_letters FINAL "  # noqa: S608
-            "WHERE reason = 'store_rejected'"
-        ).result_rows[0][0]
-        assert rows == records
+
+        # The records are in the dead_letters table too, whole, and nothing half-written
+        # (the worker inserts them there after the topic has them: wait for it).
+        def in_table() -> int:
+            return int(
+                clickhouse_client.query(
+                    f"SELECT count() FROM {setup.database}.dead_letters FINAL "  # noqa: S608
+                    "WHERE reason = 'store_rejected'"
+                ).result_rows[0][0]
+            )
+
+        wait_until(lambda: in_table() >= records, 30, lambda: f"{records} rows, {in_table()}")
+        assert in_table() == records
         assert stored_count(clickhouse_client)[2] == 0
         # And the partition moved on: its offsets are committed past every record.
         from confluent_kafka import Consumer, TopicPartition

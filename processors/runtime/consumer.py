@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -118,21 +118,29 @@ def fill(
 
 
 def without_revoked(
-    messages: Sequence[Message], sizes: Sequence[int], revoked_in: Mapping[int, int]
+    messages: Sequence[Message],
+    sizes: Sequence[int],
+    revoked_in: Mapping[int, int],
+    assigned: Collection[int],
 ) -> list[Message]:
-    """`messages`, the concatenated results of `consume` calls of `sizes`, without what a
-    call returned of a partition a later call revoked (`revoked_in`: partition -> the call).
-    Those records are not this worker's to store: the partition's new owner reads them from
-    the committed offset. What the revoking call itself returned stays: records from after
-    a re-assignment in that call must not be dropped (the position has moved past them),
-    and librdkafka is relied on, not verified here, to drop the outdated ones it collected
-    before the revocation (if it does not, the cost is a copy FINAL hides, never a loss)."""
+    """`messages`, the concatenated results of `consume` calls of `sizes`, without what the
+    fill holds of a partition revoked during it (`revoked_in`: partition -> the call that
+    revoked it): those records are not this worker's to store, the partition's new owner
+    reads them from the committed offset. That includes what the revoking call itself
+    returned of a partition no longer `assigned`: kept, it would be stored and committed
+    past the earlier calls' records just dropped, so nobody would store those (seen in CI:
+    samples missing after a rebalance). Only a partition assigned again within the fill
+    keeps what the revoking call and later ones returned: its position has moved past them
+    since the re-assignment, so dropping them would leave a gap; librdkafka is relied on,
+    not verified here, to drop the outdated ones it collected before the revocation (if it
+    does not, the cost is a copy FINAL hides)."""
     keep: list[Message] = []
     start = 0
     for call, size in enumerate(sizes):
         for m in messages[start : start + size]:
             partition = m.partition()
-            if partition is None or call >= revoked_in.get(partition, 0):
+            revoked = None if partition is None else revoked_in.get(partition)
+            if revoked is None or (call >= revoked and partition in assigned):
                 keep.append(m)
         start += size
     return keep
@@ -214,7 +222,7 @@ class RawConsumer:
         self._since = time.monotonic()
         if not self._revoked_in:
             return messages
-        keep = without_revoked(messages, sizes, self._revoked_in)
+        keep = without_revoked(messages, sizes, self._revoked_in, self._assigned)
         if dropped := len(messages) - len(keep):
             log.info("dropped %d records of partitions revoked while the batch filled", dropped)
         return keep

@@ -85,6 +85,18 @@ def test_records_of_a_partition_revoked_by_a_later_call_of_the_fill_are_dropped(
     # returned is (librdkafka drops a call's own outdated messages), errors always pass.
     calls = [[Msg(0, 0), Msg(1, 0)], [Msg(0, 1), Msg(None, -1)], [Msg(0, 2), Msg(1, 1)]]
     messages: list[Any] = [m for call in calls for m in call]
-    kept = without_revoked(messages, [len(c) for c in calls], {0: 2})
+    sizes = [len(c) for c in calls]
+    kept = without_revoked(messages, sizes, {0: 2}, assigned={0, 1})
     assert [(m.partition(), m.offset) for m in kept] == [(1, 0), (None, -1), (0, 2), (1, 1)]
-    assert without_revoked(messages, [len(c) for c in calls], {}) == messages
+    assert without_revoked(messages, sizes, {}, assigned={0, 1}) == messages
+
+
+def test_a_partition_revoked_for_good_keeps_nothing_of_the_fill_not_even_the_revoking_call() -> (
+    None
+):
+    # p0 revoked by the third call and not assigned again: p0@2 (from that call) kept would
+    # be stored and committed past p0@0 and p0@1, just dropped, and nobody would store them.
+    calls = [[Msg(0, 0), Msg(1, 0)], [Msg(0, 1)], [Msg(0, 2), Msg(1, 1)]]
+    messages: list[Any] = [m for call in calls for m in call]
+    kept = without_revoked(messages, [len(c) for c in calls], {0: 2}, assigned={1})
+    assert [(m.partition(), m.offset) for m in kept] == [(1, 0), (1, 1)]

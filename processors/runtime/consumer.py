@@ -128,12 +128,12 @@ def without_revoked(
     revoked it): those records are not this worker's to store, the partition's new owner
     reads them from the committed offset. That includes what the revoking call itself
     returned of a partition no longer `assigned`: kept, it would be stored and committed
-    past the earlier calls' records just dropped, so nobody would store those (seen in CI:
-    samples missing after a rebalance). Only a partition assigned again within the fill
-    keeps what the revoking call and later ones returned: its position has moved past them
-    since the re-assignment, so dropping them would leave a gap; librdkafka is relied on,
-    not verified here, to drop the outdated ones it collected before the revocation (if it
-    does not, the cost is a copy FINAL hides)."""
+    past the earlier calls' records just dropped, so nobody would store those. Only a
+    partition assigned again within the fill keeps what the revoking call and later ones
+    returned: its position has moved past them since the re-assignment, so dropping them
+    would leave a gap; librdkafka is relied on, not verified here, to drop the outdated
+    ones it collected before the revocation (if it does not, the cost is a copy FINAL
+    hides)."""
     keep: list[Message] = []
     start = 0
     for call, size in enumerate(sizes):

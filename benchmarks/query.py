@@ -1,7 +1,8 @@
 """`vdp bench-query`: latency and throughput of the owner API against its SQL floor.
 
 The requests: (a) one hour of 1 Hz raw speed for one car, (b) one month of 1 Hz speed
-downsampled to 1-minute buckets (from the minute rollup where it is current), and a year
+downsampled to 1-minute buckets (from the minute rollup where it is current), as rows and
+as columns (`shape=columns`), and a year
 of the car's (c) trips, (d) charging sessions and (e) monthly statistics. Each is sent
 over loopback HTTP to a real `vdp serve` process by a few client threads, bounded in
 time and count; then the very same SQL (the repository's method, same parameters) is run
@@ -165,6 +166,18 @@ def run(
             speed
             | {"from": month.start.isoformat(), "to": month.end.isoformat(), "resolution": 60},
             lambda: repo.downsampled(Scope(owner, vin, month, sel), 60),
+        ),
+        (
+            "(b) the same as columns (shape=columns)",
+            "series",
+            speed
+            | {
+                "from": month.start.isoformat(),
+                "to": month.end.isoformat(),
+                "resolution": 60,
+                "shape": "columns",
+            },
+            lambda: repo.downsampled(Scope(owner, vin, month, sel), 60, True),
         ),
         (
             "(c) trips of a year (730)",

@@ -79,6 +79,16 @@ class BucketOut(BaseModel):
     count: int
 
 
+class BucketColumnsOut(BaseModel):
+    signal: str
+    buckets: int = Field(description="how many buckets: the length of each array")
+    time: list[str] = Field(description="bucket starts, ascending")
+    min: list[float | None]
+    avg: list[float | None]
+    max: list[float | None]
+    count: list[int]
+
+
 class SeriesOut(BaseModel):
     vin: str
     start: str = Field(alias="from")
@@ -87,6 +97,9 @@ class SeriesOut(BaseModel):
     resolution: int | None = Field(description="bucket seconds; null for raw rows")
     rows: list[SampleOut] = Field(description="raw rows (no resolution), one page")
     buckets: list[BucketOut] = Field(description="downsampled buckets (with resolution)")
+    columns: list[BucketColumnsOut] = Field(
+        description="the same buckets as arrays per signal (with resolution and shape=columns)"
+    )
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
 

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from query.json_rows import JsonRows
 from query.params import Selection, TimeRange
+from query.rollup import KnownStates, downsampled_from_rollup
 from schemas.tables import ACCESS_LOG, LATEST
 
 _T = "DateTime64(3, 'UTC')"
@@ -57,6 +58,22 @@ EXPORT_SETTINGS = JSON_OUT | {
     "prefer_column_name_to_alias": 1,
     "format_csv_null_representation": "",
 }
+# A bucket's figures, as `downsampled` writes them after the signal.
+BUCKET_FIELDS = ("time", "min", "avg", "max", "count")
+
+
+def bucket_columns(rows_sql: str) -> str:
+    """The buckets `rows_sql` selects (signal, then `BUCKET_FIELDS`) as one row per signal:
+    `buckets` (how many), then an array per field, in time order (ISO times sort as times)."""
+    fields = ", ".join(BUCKET_FIELDS)
+    arrays = ", ".join(f"b.{i} AS {f}" for i, f in enumerate(BUCKET_FIELDS, 1))
+    return (
+        f"SELECT signal, length(b) AS buckets, {arrays} FROM (SELECT signal, "  # noqa: S608
+        f"arraySort(groupArray(({fields}))) AS b FROM ({rows_sql}) GROUP BY signal) "
+        "ORDER BY signal"
+    )
+
+
 # Exports are planned from row counts per bucket this long (see query/export.py).
 PLAN_BUCKET = timedelta(hours=1)
 
@@ -101,6 +118,13 @@ class Scope:
 class Repository:
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.rollup_states = KnownStates()
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether two statements may run at once: not in one session (ClickHouse runs one
+        query at a time per session); the service's client is shared, with none."""
+        return not self.client.get_client_setting("session_id")
 
     def _rows(self, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return self.client.query(sql, parameters=params).result_rows
@@ -163,19 +187,18 @@ class Repository:
             params,
         )
 
-    def downsampled(self, scope: Scope, resolution_s: int) -> JsonRows:
+    def downsampled(self, scope: Scope, resolution_s: int, columns: bool = False) -> JsonRows:
         """min/avg/max/count per signal per bucket (JSON objects), computed in ClickHouse;
         whole minutes from the rollup kept by the deriver where it is current (the same
-        numbers, see query/rollup.py, which imports this module)."""
+        numbers, see query/rollup.py). `columns`: one object per signal holding an array
+        per figure (`bucket_columns`)."""
         if resolution_s % 60 == 0:
-            from query.rollup import downsampled_from_rollup
+            return downsampled_from_rollup(self, scope, resolution_s, columns)
+        return self.raw_downsampled(scope, resolution_s, columns)
 
-            return downsampled_from_rollup(self, scope, resolution_s)
-        return self.raw_downsampled(scope, resolution_s)
-
-    def raw_downsampled(self, scope: Scope, resolution_s: int) -> JsonRows:
+    def raw_downsampled(self, scope: Scope, resolution_s: int, columns: bool = False) -> JsonRows:
         """`downsampled` from the samples alone."""
-        return self.json_lines(
+        return self.bucket_lines(
             f"SELECT signal, {ISO_TIME.format('bucket')} AS time, "  # noqa: S608
             "lo AS min, av AS avg, hi AS max, n AS count FROM (SELECT signal, toDateTime64("
             "toStartOfInterval(event_time, toIntervalSecond({res:UInt32}), 'UTC'), 3, 'UTC') "
@@ -184,7 +207,12 @@ class Repository:
             f"FROM samples FINAL WHERE {OWNED} {SELECTED} AND value_num IS NOT NULL "
             "GROUP BY signal, bucket) ORDER BY signal, bucket",
             scope.params() | {"res": resolution_s},
+            columns,
         )
+
+    def bucket_lines(self, rows_sql: str, params: dict[str, Any], columns: bool) -> JsonRows:
+        """The buckets of `rows_sql` as rows, or with `columns` as columns per signal."""
+        return self.json_lines(bucket_columns(rows_sql) if columns else rows_sql, params)
 
     def row_counts(self, scope: Scope) -> list[tuple[datetime, int]]:
         """Rows per `PLAN_BUCKET` (start, count), ascending: where an export's rows are.

@@ -68,10 +68,12 @@ class ClickHouseEndpoint:
     user: str
     password: str
 
-    def client(self, database: str = "default") -> Client:
+    def client(self, database: str = "default", *, shared: bool = False) -> Client:
+        """`shared`: no session id, for several threads at once (as the query service's)."""
         return clickhouse_connect.get_client(
-            dsn=self.url, username=self.user, password=self.password, database=database
-        )
+            dsn=self.url, username=self.user, password=self.password, database=database,
+            autogenerate_session_id=not shared,
+        )  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,10 +27,10 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from query.params import Selection, TimeRange
-from query.repository import Repository, Scope
+from query.repository import BUCKET_FIELDS, Repository, Scope
 from query.rollup import plan
 from schemas.catalog import CATEGORIES, to_grid
-from tests.conftest import REPO
+from tests.conftest import REPO, ClickHouseEndpoint
 from tests.e2e.test_data_rights import _consumed as consumed
 from tests.integration.test_pipeline_harness import (
     Setup,
@@ -181,9 +181,11 @@ def check_sessions(
     return checked
 
 
-def check_rollup(client: Client, manifest: dict[str, Any]) -> int:
-    """The month view from the rollup equals the raw query, for every owner and car."""
-    repo, compared = Repository(client), 0
+def check_rollup(client: Client, manifest: dict[str, Any], repo: Repository | None = None) -> int:
+    """The month view from the rollup equals the raw query, for every owner and car, as
+    rows and as columns. `repo`: one that answered before, so it starts from the states
+    it read then (`KnownStates`), which must not serve hours that changed since."""
+    repo, compared = repo or Repository(client), 0
     selection = Selection(tuple(CATEGORIES), ())
     for vin, car in manifest["cars"].items():
         owner = owner_of(car, car["first_event_time"])
@@ -198,6 +200,14 @@ def check_rollup(client: Client, manifest: dict[str, Any]) -> int:
                 assert (a["signal"], a["time"], a["min"], a["max"], a["count"]) == (
                     b["signal"], b["time"], b["min"], b["max"], b["count"])  # fmt: skip
                 assert abs(a["avg"] - b["avg"]) <= 1e-9 * max(1.0, abs(a["avg"]))
+            columns = [json.loads(r) for r in repo.downsampled(scope, resolution, True)]
+            assert [c["signal"] for c in columns] == sorted({r["signal"] for r in rolled})
+            as_rows = [
+                {"signal": c["signal"]} | {f: c[f][i] for f in BUCKET_FIELDS}
+                for c in columns
+                for i in range(c["buckets"])
+            ]
+            assert as_rows == rolled
             compared += len(raw)
         periods, hours = client.query(
             "SELECT (SELECT groupArray((valid_from, valid_to)) FROM ownership_intervals FINAL "
@@ -216,7 +226,10 @@ def time_of(ms: int) -> Any:
 
 
 def test_trips_and_sessions_match_the_truth_across_a_kill_mid_trip_and_a_replay(
-    pipeline: Callable[..., Setup], clickhouse_client: Client, tmp_path: Path
+    pipeline: Callable[..., Setup],
+    clickhouse_client: Client,
+    clickhouse_endpoint: ClickHouseEndpoint,
+    tmp_path: Path,
 ) -> None:
     setup = pipeline(raw_partitions=2)
     # The run starts at half past an hour: the trips begun then run into the next hour,
@@ -241,12 +254,17 @@ def test_trips_and_sessions_match_the_truth_across_a_kill_mid_trip_and_a_replay(
         first.wait(30)
     with deriver(setup, dlog) as second:  # another takes over from derive_hours
         wait_derived(clickhouse_client, second, dlog)
+    # A service that answered now keeps the states it read, to start from next time (its
+    # client is shared: the state is read beside the answer's query).
+    served = Repository(clickhouse_endpoint.client(clickhouse_client.database, shared=True))
+    assert check_rollup(clickhouse_client, manifest, served) > 100
     # 3. The rest arrives with no deriver running: hours rolled up so far get samples the
     # rollup does not have. The month view must not serve those hours from it.
     with worker(setup, log, **small) as proc:
         wait_stored(clickhouse_client, want, proc, log, 240)
     assert behind(clickhouse_client) > 0
     assert check_rollup(clickhouse_client, manifest) > 1000
+    assert check_rollup(clickhouse_client, manifest, served) > 1000
     with deriver(setup, dlog) as third:
         wait_derived(clickhouse_client, third, dlog)
         trips = derived(clickhouse_client, "trips")
@@ -268,6 +286,7 @@ def test_trips_and_sessions_match_the_truth_across_a_kill_mid_trip_and_a_replay(
         assert derived(clickhouse_client, "charging_sessions") == sessions
         assert derived(clickhouse_client, "idle_periods") == idle
         assert check_rollup(clickhouse_client, manifest) > 1000
+        assert check_rollup(clickhouse_client, manifest, served) > 1000
 
 
 def test_trips_and_sessions_cut_round_by_round_as_frames_arrive_equal_the_truth(

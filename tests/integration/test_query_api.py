@@ -350,6 +350,22 @@ def test_downsampled_series_is_min_avg_max_per_bucket(world: World) -> None:
     assert first["time"] == iso(T0)
 
 
+def test_downsampled_series_as_columns_holds_the_same_buckets(world: World) -> None:
+    path, query = f"/v1/vehicles/{SOLD}/series", {"signal": "Vehicle.Speed", **RANGE}
+    rows = _get(world, path, resolution=600, **query).json()["buckets"]
+    body = _get(world, path, resolution=600, shape="columns", **query).json()
+    assert body["buckets"] == [] and body["rows"] == []
+    [speed] = body["columns"]
+    assert speed["signal"] == "Vehicle.Speed" and speed["buckets"] == len(rows) == 12
+    fields = ("time", "min", "avg", "max", "count")
+    assert [
+        {"signal": speed["signal"]} | {f: speed[f][i] for f in fields} for i in range(12)
+    ] == rows
+    refused = _get(world, path, shape="columns", **query)
+    assert refused.status_code == 400
+    assert refused.json()["type"].endswith("/columns-need-resolution")
+
+
 def test_events_in_scope_and_period(world: World) -> None:
     body = _get(world, f"/v1/vehicles/{SOLD}/events", **RANGE).json()
     assert [e["kind"] for e in body["events"]] == ["hard_braking", "trouble_code"]

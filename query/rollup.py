@@ -98,10 +98,13 @@ class KnownStates:
     fresh state does not hold for the plan (`State.holds_for`), the answer is made again
     from it. So an answer always rests on a state read no earlier than its own query."""
 
-    MOST = 4096
+    # Hours kept in all (a state holds one entry per hour of its days, ~250 bytes each):
+    # a few hundred month views, or a few dozen of a year, in ~25 MB.
+    MOST_HOURS = 100_000
 
     def __init__(self) -> None:
         self._known: OrderedDict[tuple[Any, ...], State] = OrderedDict()
+        self._hours = 0
         self._lock = Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -111,10 +114,12 @@ class KnownStates:
 
     def put(self, key: tuple[Any, ...], state: State) -> None:
         with self._lock:
+            if (before := self._known.pop(key, None)) is not None:
+                self._hours -= len(before.marks)
             self._known[key] = state
-            self._known.move_to_end(key)
-            while len(self._known) > self.MOST:
-                self._known.popitem(last=False)
+            self._hours += len(state.marks)
+            while self._hours > self.MOST_HOURS and len(self._known) > 1:
+                self._hours -= len(self._known.popitem(last=False)[1].marks)
 
     def submit(self, repo: Repository, scope: Scope) -> Future[State]:
         with self._lock:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from query.params import TimeRange
-from query.rollup import State, plan
+from query.rollup import KnownStates, State, plan
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -67,3 +67,18 @@ def test_other_periods_do_not_hold() -> None:
     earlier = _state(_marks(range(0, 6), range(0)))
     sold = [(T0 - 10 * H, T0 + 3 * H)]
     assert not _state(earlier.marks, sold).holds_for(earlier, _rollup_ranges(earlier))
+
+
+def test_known_states_keep_the_newest_within_their_budget_of_hours() -> None:
+    known = KnownStates()
+    known.MOST_HOURS = 10
+    four = _state(_marks(range(0, 4), range(0)))
+    for key in ("a", "b", "c"):
+        known.put((key,), four)
+    assert known.get(("a",)) is None and known.get(("b",)) is known.get(("c",)) is four
+    known.put(("b",), four)  # asked again: the newest now, counted once
+    known.put(("d",), four)
+    assert known.get(("c",)) is None and known.get(("b",)) is known.get(("d",)) is four
+    big = _state(_marks(range(0, 40), range(0)))
+    known.put(("e",), big)  # more than the budget alone: kept, the only one
+    assert known.get(("e",)) is big and known.get(("d",)) is None

@@ -1,8 +1,9 @@
-// What the platform derives per car (issue 16): trips with their route, charging sessions,
-// monthly statistics, battery health. A tab appears only when the service offers its
-// endpoint (its OpenAPI document says so), so an older service shows no broken page.
+// What the platform derives per car (issue 16): a month of speed from the minute rollup,
+// trips with their route, charging sessions, monthly statistics, battery health. A tab
+// appears only when the service offers its endpoint (and parameter: its OpenAPI document
+// says so), so an older service shows no broken page.
 import { allPages, api, session } from "./api.js";
-import { align, drawPanels } from "./chart.js";
+import { align, drawnPoints, drawPanels } from "./chart.js";
 import { append, clear, fmtNum, fmtTime, fromInput, h, iso, notice, table, timeField } from "./dom.js";
 import { drawRoute, positions, ROUTE_SIGNALS } from "./route.js";
 import { vehicle } from "./overview.js";
@@ -224,7 +225,41 @@ export async function batteryPage(body, vin, params) {
   });
 }
 
+// -- month view ------------------------------------------------------------------------------
+
+const MONTH_SIGNAL = "Vehicle.Speed";
+const MOST_BUCKETS = 43200; // the service's default VDP_QUERY_MAX_BUCKETS is larger
+
+export async function monthPage(body, vin, params) {
+  body.append(h("h1", {}, "Speed over a month"));
+  await rangeForm(body, vin, params, async (from, to) => {
+    if (!session.has("driving")) return notice("warn", "Driving is not in your sign-in's scope: no speed to show.");
+    // Whole minutes: the service reads those from its minute rollup.
+    const resolution = 60 * Math.max(1, Math.ceil((to - from) / 1000 / 60 / MOST_BUCKETS));
+    const res = await api(`/v1/vehicles/${vin}/series`, { params: { from: iso(from), to: iso(to),
+      signal: MONTH_SIGNAL, resolution, shape: "columns" } });
+    const [speed] = res.columns;
+    if (!speed) return notice("info", `No speed between ${fmtTime(from)} and ${fmtTime(to)}.`);
+    const chart = h("div", { class: "charts", id: "month-chart", role: "img",
+      "aria-label": `Lowest, mean and highest speed per ${resolution / 60}-minute bucket from ${fmtTime(from)} to ${fmtTime(to)}` });
+    const holder = h("div", {},
+      h("p", { class: "small muted", id: "month-summary" },
+        `${fmtNum(speed.buckets, 0)} buckets of ${resolution / 60} minute${resolution === 60 ? "" : "s"}: ` +
+        "the lowest, mean and highest speed in each (columns from the owner API)."), chart);
+    requestAnimationFrame(() => {
+      const aligned = { x: speed.time.map((t) => Date.parse(t) / 1000),
+        bySignal: { min: speed.min, avg: speed.avg, max: speed.max } };
+      const plots = drawPanels(chart, aligned, [{ id: "speed", title: "Speed", unit: "km/h",
+        series: [{ signal: "min", label: "Lowest" }, { signal: "avg", label: "Mean" }, { signal: "max", label: "Highest" }] }],
+      { range: [from.getTime() / 1000, to.getTime() / 1000], syncKey: "month" });
+      window.portal.charts.month = { from: iso(from), to: iso(to), resolution, points: drawnPoints(plots) };
+    });
+    return holder;
+  });
+}
+
 const VIEWS = [
+  ["month", "Month", monthPage, "/v1/vehicles/{vin}/series", "shape"],
   ["trips", "Trips", tripsPage, "/v1/vehicles/{vin}/trips"],
   ["charging", "Charging", chargingPage, "/v1/vehicles/{vin}/charging-sessions"],
   ["stats", "Statistics", statsPage, "/v1/vehicles/{vin}/stats/monthly"],
@@ -235,7 +270,9 @@ let offered;
 // [slug, title, page] of the derived views this service offers.
 export async function derivedPages() {
   offered ||= fetch("/openapi.json").then((r) => r.json())
-    .then((doc) => VIEWS.filter((v) => v[3] in doc.paths).map((v) => v.slice(0, 3)))
+    .then((doc) => VIEWS.filter(([, , , path, param]) => path in doc.paths &&
+      (!param || (doc.paths[path].get?.parameters || []).some((x) => x.name === param)))
+      .map((v) => v.slice(0, 3)))
     .catch(() => []);
   return offered;
 }

@@ -96,7 +96,8 @@ class KnownStates:
     request whose state is known is answered from it while the state is read again beside
     the answer's query (two statements at once instead of one after the other); if the
     fresh state does not hold for the plan (`State.holds_for`), the answer is made again
-    from it. So an answer always rests on a state read no earlier than its own query."""
+    from it. So an answer's plan always held at a state read while or after its query was
+    sent: never staler than reading the state first, as a request with no state known does."""
 
     # Hours kept in all (a state holds one entry per hour of its days, ~250 bytes each):
     # a few hundred month views, or a few dozen of a year, in ~25 MB.

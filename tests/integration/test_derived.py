@@ -181,6 +181,15 @@ def check_sessions(
     return checked
 
 
+def bucket_rows(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`shape=columns` buckets (an array per figure, per signal) back as rows."""
+    return [
+        {"signal": c["signal"]} | {f: c[f][i] for f in BUCKET_FIELDS}
+        for c in columns
+        for i in range(c["buckets"])
+    ]
+
+
 def check_rollup(client: Client, manifest: dict[str, Any], repo: Repository | None = None) -> int:
     """The month view from the rollup equals the raw query, for every owner and car, as
     rows and as columns. `repo`: one that answered before, so it starts from the states
@@ -202,11 +211,7 @@ def check_rollup(client: Client, manifest: dict[str, Any], repo: Repository | No
                 assert abs(a["avg"] - b["avg"]) <= 1e-9 * max(1.0, abs(a["avg"]))
             columns = [json.loads(r) for r in repo.downsampled(scope, resolution, True)]
             assert [c["signal"] for c in columns] == sorted({r["signal"] for r in rolled})
-            as_rows = [
-                {"signal": c["signal"]} | {f: c[f][i] for f in BUCKET_FIELDS}
-                for c in columns
-                for i in range(c["buckets"])
-            ]
+            as_rows = bucket_rows(columns)
             # avg to the rounding of a sum taken in another order, as the rollup's below
             assert len(as_rows) == len(rolled)
             for a, b in zip(rolled, as_rows, strict=True):

@@ -12,6 +12,7 @@ import pytest
 
 from query.models import iso
 from tests.conftest import ClickHouseEndpoint
+from tests.integration.test_derived import bucket_rows
 from tests.integration.test_query_data import (
     CAROLS,
     END,
@@ -357,10 +358,7 @@ def test_downsampled_series_as_columns_holds_the_same_buckets(world: World) -> N
     assert body["buckets"] == [] and body["rows"] == []
     [speed] = body["columns"]
     assert speed["signal"] == "Vehicle.Speed" and speed["buckets"] == len(rows) == 12
-    fields = ("time", "min", "avg", "max", "count")
-    assert [
-        {"signal": speed["signal"]} | {f: speed[f][i] for f in fields} for i in range(12)
-    ] == rows
+    assert bucket_rows([speed]) == rows
     refused = _get(world, path, shape="columns", **query)
     assert refused.status_code == 400
     assert refused.json()["type"].endswith("/columns-need-resolution")

@@ -89,13 +89,21 @@ class Demo:
             shutil.rmtree(self.stack.root, ignore_errors=True)
             self.stack = LocalStack(self.settings)
         host = self.settings.bind_host
-        # Claim our own ports before the stack starts: a taken port fails fast and clearly.
-        self.query_port = claim_port(host, self.settings.query_port, "VDP_QUERY_PORT")
-        self.web_port = claim_port(host, self.settings.process_web_port, "VDP_PROCESS_WEB_PORT")
+        ours = {
+            "VDP_QUERY_PORT": self.settings.query_port,
+            "VDP_PROCESS_WEB_PORT": self.settings.process_web_port,
+        }
+        # A taken port of ours fails fast and clearly, before the stack starts ...
+        for variable, port in ours.items():
+            if port:
+                claim_port(host, port, variable)
         running = self.stack.kafka.running() and self.stack.clickhouse.running()
         self.say("reusing the running local stack" if running else "starting the local stack …")
         self.owned_stack = not running
         self.stack.up(die_with_parent=True)
+        # ... and "any free port" is picked once the stack listens, so it is not one of the
+        # stack's own (a port `--fresh` just freed is the first the kernel offers again).
+        self.query_port, self.web_port = (claim_port(host, p, v) for v, p in ours.items())
         self.live = self.settings.updated(
             **self.stack.client_settings(),
             data_dir=self.stack.root,

@@ -45,6 +45,9 @@ class FileSink:
         for message in messages:
             self.send(topic, message["key"], message["value"])
 
+    def send_now(self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery) -> None:
+        self.send(topic, key, value, on_delivery)
+
     def poll(self, timeout: float = 0.0) -> None:
         return None
 

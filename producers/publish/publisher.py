@@ -75,6 +75,10 @@ class Sink(Protocol):
     def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
         """`send` of each message, with no per-message callback."""
 
+    def send_now(self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery) -> None:
+        """`send` for an event later messages depend on (a sale, a consent decision): its
+        report comes within a round trip, not behind the messages queued before it."""
+
     def poll(self, timeout: float = 0.0) -> None: ...
 
     def close(self, timeout: float = 30.0) -> PublishStats: ...
@@ -85,6 +89,10 @@ class Publisher:
 
     def __init__(self, bootstrap: str, overrides: Mapping[str, Any] | None = None) -> None:
         config = {**PRODUCER_DEFAULTS, **(overrides or {}), "bootstrap.servers": bootstrap}
+        # Events `send_now` takes go on a producer of their own that does not linger: in a
+        # burst the main queue holds seconds of frames, which a wait for one event's
+        # report would sit behind.
+        self._urgent = Producer({**config, "linger.ms": 0, "statistics.interval.ms": 0})
         config["stats_cb"] = self._on_stats
         self.stats = PublishStats()
         self._producer = Producer(config)
@@ -93,24 +101,14 @@ class Publisher:
     def send(
         self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery | None = None
     ) -> None:
-        if on_delivery is None:
-            callback = self._count
-        else:
-
-            def callback(err: KafkaError | None, msg: Message) -> None:
-                self._count(err, msg)
-                partition, offset = msg.partition(), msg.offset()
-                on_delivery(
-                    err.name() if err else None,
-                    -1 if partition is None else partition,
-                    -1 if offset is None else offset,
-                )
-
-        try:
-            self._producer.produce(topic, value, key, on_delivery=callback)
-        except BufferError:
-            self._produce_when_room(topic, key, value, callback)
+        self._produce(self._producer, topic, key, value, self._reporting(on_delivery))
         self._sent(1, len(value))
+
+    def send_now(self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery) -> None:
+        self._produce(self._urgent, topic, key, value, self._reporting(on_delivery))
+        self.stats.sent += 1
+        self.stats.bytes_sent += len(value)
+        self._urgent.poll(0)
 
     def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
         """`send` for a batch: the same accounting, in one `produce_batch` call.
@@ -148,16 +146,22 @@ class Publisher:
             self._producer.produce_batch(topic, failed, on_delivery=self._count)
             messages = failed
 
-    def _produce_when_room(
-        self, topic: str, key: bytes, value: bytes, callback: Callable[..., None]
+    def _produce(
+        self,
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        callback: Callable[..., None],
     ) -> None:
+        """`produce`, waiting for room in a full local queue instead of dropping."""
         while True:
-            self._wait_for_room()
             try:
-                self._producer.produce(topic, value, key, on_delivery=callback)
+                producer.produce(topic, value, key, on_delivery=callback)
                 return
             except BufferError:
-                continue
+                self._wait_for_room()
+                producer.poll(0)
 
     def _wait_for_room(self) -> None:
         """The local queue is full: serve delivery reports for a moment, which makes room."""
@@ -165,14 +169,32 @@ class Publisher:
         self._producer.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> None:
+        self._urgent.poll(0)
         self._producer.poll(timeout)
 
     def close(self, timeout: float = 30.0) -> PublishStats:
         """Flush; what is still queued after `timeout` is purged and counted as failed."""
-        if self._producer.flush(timeout) > 0:
-            self._producer.purge()
-            self._producer.flush(5.0)  # purged messages get their (failed) reports here
+        for producer in (self._urgent, self._producer):
+            if producer.flush(timeout) > 0:
+                producer.purge()
+                producer.flush(5.0)  # purged messages get their (failed) reports here
         return self.stats
+
+    def _reporting(self, on_delivery: OnDelivery | None) -> Callable[..., None]:
+        """librdkafka's delivery callback: counts the outcome, then tells `on_delivery`."""
+        if on_delivery is None:
+            return self._count
+
+        def callback(err: KafkaError | None, msg: Message) -> None:
+            self._count(err, msg)
+            partition, offset = msg.partition(), msg.offset()
+            on_delivery(
+                err.name() if err else None,
+                -1 if partition is None else partition,
+                -1 if offset is None else offset,
+            )
+
+        return callback
 
     def _count(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:

@@ -6,6 +6,7 @@ fed from delivery reports, so it holds what the broker acknowledged.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ PROGRESS_EVERY = 2_000  # messages between progress callbacks
 # parts of 256, simulate+publish cost ~7 % less CPU per frame (measured against whole
 # batches, interleaved; docs/benchmarks-history.md).
 BULK_PART = 256
+# Past the producer's message.timeout.ms (120 s) every event in flight has its report.
+SETTLE_TIMEOUT_S = 130.0
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,14 @@ def publish_run(
         manifest.truth = simulator.record_truth()  # read-only: the same bytes go out
     plain = manifest is None and injector.passes
     consents = _consent_schedule(simulator, topics)
+    decisions = _InFlight(sink)
     for item in simulator.stream():
         if pace is not None:
             pace(item.time_ms)
         while consents and consents[-1][0] <= item.time_ms:
-            _send_consent(consents.pop(), sink, topics.consent, manifest, counts)
+            _send_consent(consents.pop(), decisions, topics.consent, manifest, counts)
         if isinstance(item, FrameBatch):
+            decisions.settle()
             cars, seqs, signals = item.cars, item.seqs, item.signals
             for first in range(0, len(cars), BULK_PART):
                 end = first + BULK_PART
@@ -91,7 +96,7 @@ def publish_run(
         else:
             key = item.vin.encode()
             callback = _ownership_callback(manifest, item.record) if manifest else None
-            sink.send(topics.ownership, key, ownership.encode(item.record), callback)
+            decisions.send(topics.ownership, key, ownership.encode(item.record), callback)
             counts.ownership += 1
             counts.messages += 1
         if counts.messages >= next_progress:
@@ -101,6 +106,35 @@ def publish_run(
             if stop is not None and stop():
                 break
     return counts
+
+
+class _InFlight:
+    """Ownership and consent events sent and not yet acknowledged.
+
+    Frames wait for them (`settle`), so a sale or a consent decision is on the broker
+    before any sample after it: the producer's order alone does not promise that, as each
+    partition is batched on its own (a batch of frames begun before a consent event goes
+    out before the event's own batch, with frames after the event in it).
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.pending = 0
+
+    def send(self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery | None) -> None:
+        def done(error: str | None, partition: int, offset: int) -> None:
+            self.pending -= 1
+            if on_delivery is not None:
+                on_delivery(error, partition, offset)
+
+        self.pending += 1
+        self.sink.send_now(topic, key, value, done)
+
+    def settle(self) -> None:
+        """Wait until every event sent has its delivery report (delivered or failed)."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while self.pending > 0 and time.monotonic() < deadline:
+            self.sink.poll(0.01)
 
 
 def _consent_schedule(simulator: Simulator, topics: Topics) -> list[tuple[int, str, bytes]]:
@@ -120,14 +154,14 @@ def _consent_schedule(simulator: Simulator, topics: Topics) -> list[tuple[int, s
 
 def _send_consent(
     event: tuple[int, str, bytes],
-    sink: Sink,
+    decisions: _InFlight,
     topic: str,
     manifest: ManifestBuilder | None,
     counts: RunCounts,
 ) -> None:
     _, vin, value = event
     callback = _failure_callback(manifest, "consent", vin) if manifest else None
-    sink.send(topic, vin.encode(), value, callback)
+    decisions.send(topic, vin.encode(), value, callback)
     counts.consent += 1
     counts.messages += 1
 

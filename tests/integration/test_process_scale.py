@@ -129,10 +129,9 @@ def test_rebalances_under_load_store_every_sample_once_with_its_owner(
             )
             assert stored_count(clickhouse_client)[0] < expected_samples(first), "B joined late"
             # What A had not stored yet may all lie in the partitions A kept (a loaded
-            # machine lets it run ahead): more cars now, whose keys reach every partition
-            # (no consent events: their frames must not race their grants; defaults hold).
-            joined = publish(setup, cars=20, duration_s=60, bad_rate=0.0, seed=34,
-                             sold_share=0.0, consents=False)  # fmt: skip
+            # machine lets it run ahead): more cars now, whose keys reach every partition,
+            # with sales and consent decisions the live workers must see before the frames.
+            joined = publish(setup, cars=20, duration_s=60, bad_rate=0.0, seed=34)
             both = merge(first, joined)
             wait_stored(clickhouse_client, expected_samples(both), b, log, 150)
             assert _records_in(b.web_port) > 0  # type: ignore[attr-defined]

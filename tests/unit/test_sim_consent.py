@@ -27,9 +27,41 @@ class ListSink:
         if on_delivery is not None:
             on_delivery(None, 0, len(self.sent))
 
-    def send_many(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        for key, value in messages:
-            self.send(topic, key, value)
+    def send_many(self, topic: str, messages: list[dict[str, bytes]]) -> None:
+        for message in messages:
+            self.send(topic, message["key"], message["value"])
+
+    def send_now(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+        self.send(topic, key, value, on_delivery)
+
+
+class LaggingSink(ListSink):
+    """Reports come only when polled, one per poll, as a broker's acknowledgements lag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreported: list[Any] = []
+        self.frames_sent_past_an_event = 0
+
+    def send(self, topic: str, key: bytes, value: bytes, on_delivery: Any = None) -> None:
+        if topic == "raw" and self.unreported:
+            self.frames_sent_past_an_event += 1
+        self.sent.append((topic, key, value))
+        if topic != "raw":
+            self.unreported.append(on_delivery)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        if self.unreported and (report := self.unreported.pop(0)) is not None:
+            report(None, 0, len(self.sent))
+
+
+def test_frames_wait_until_the_sales_and_decisions_before_them_are_acknowledged() -> None:
+    sim = Simulator(CONFIG)
+    sink = LaggingSink()
+    injector = FaultInjector(telemetry_codec(), load_catalog(), 0.0, 3)
+    counts = publish_run(sim, sink, Topics("raw", "own", "consent"), injector)
+    assert counts.ownership > 0 and counts.consent > 0 and counts.frames > 0
+    assert sink.frames_sent_past_an_event == 0
 
 
 def test_owners_get_a_realistic_mix_and_no_grant_beyond_a_year() -> None:

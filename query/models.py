@@ -82,7 +82,7 @@ class BucketOut(BaseModel):
 class BucketColumnsOut(BaseModel):
     signal: str
     buckets: int = Field(description="how many buckets: the length of each array")
-    time: list[str] = Field(description="bucket starts, ascending")
+    time: list[int] = Field(description="bucket starts in Unix seconds, ascending")
     min: list[float | None]
     avg: list[float | None]
     max: list[float | None]

@@ -212,7 +212,7 @@ def _answer(
     repo: Repository, scope: Scope, resolution_s: int, columns: bool, state: State
 ) -> tuple[JsonRows, Ranges]:
     """The buckets as planned from `state`, and the ranges read from the rollup."""
-    from query.repository import ISO_TIME, OWNED, SELECTED
+    from query.repository import OWNED, SELECTED, bucket_time
 
     from_rollup, raw = plan(scope.span, state.periods, state.rolled())
     if not from_rollup or len(from_rollup) + len(raw) > MAX_PIECES:
@@ -244,7 +244,7 @@ def _answer(
                 "GROUP BY signal, bucket"
             )
         sql = (
-            f"SELECT signal, {ISO_TIME.format('bucket')} AS time, min, avg, max, count "  # noqa: S608
+            f"SELECT signal, {bucket_time('bucket', columns)} AS time, min, avg, max, count "  # noqa: S608
             f"FROM ({' UNION ALL '.join(parts)}) ORDER BY signal, bucket"
         )
         return repo.bucket_lines(sql, params, columns), from_rollup
@@ -255,7 +255,7 @@ def _answer(
             f"value_num AS total, 1 AS n {samples}"
         )
     sql = (
-        f"SELECT signal, {ISO_TIME.format('bucket')} AS time, "  # noqa: S608
+        f"SELECT signal, {bucket_time('bucket', columns)} AS time, "  # noqa: S608
         "min(lo) AS min, sum(total) / sum(n) AS avg, max(hi) AS max, sum(n) AS count "
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY signal, bucket ORDER BY signal, bucket"
     )

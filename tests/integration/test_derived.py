@@ -41,6 +41,7 @@ from tests.integration.test_pipeline_harness import (
     wait_until,
     worker,
 )
+from vdp.times import iso_ms
 
 SEED, CARS, DURATION_S = 20, 6, 7200  # 20 trips, 3 charging sessions that end, every consent
 # Short gaps (the simulator's cars send every second driving, every 30 s parked): then a
@@ -182,9 +183,12 @@ def check_sessions(
 
 
 def bucket_rows(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`shape=columns` buckets (an array per figure, per signal) back as rows."""
+    """`shape=columns` buckets (an array per figure, per signal) back as rows, their
+    Unix-second times written as the rows' ISO times."""
     return [
-        {"signal": c["signal"]} | {f: c[f][i] for f in BUCKET_FIELDS}
+        {"signal": c["signal"]}
+        | {f: c[f][i] for f in BUCKET_FIELDS}
+        | {"time": iso_ms(c["time"][i] * 1000)}
         for c in columns
         for i in range(c["buckets"])
     ]

@@ -247,7 +247,7 @@ export async function monthPage(body, vin, params) {
         `${fmtNum(speed.buckets, 0)} buckets of ${resolution / 60} minute${resolution === 60 ? "" : "s"}: ` +
         "the lowest, mean and highest speed in each (columns from the owner API)."), chart);
     requestAnimationFrame(() => {
-      const aligned = { x: speed.time.map((t) => Date.parse(t) / 1000),
+      const aligned = { x: speed.time,
         bySignal: { min: speed.min, avg: speed.avg, max: speed.max } };
       const plots = drawPanels(chart, aligned, [{ id: "speed", title: "Speed", unit: "km/h",
         series: [{ signal: "min", label: "Lowest" }, { signal: "avg", label: "Mean" }, { signal: "max", label: "Highest" }] }],

@@ -28,6 +28,7 @@ from deploy import demo_status as st
 from deploy.process import ManagedProcess
 from deploy.stack import LocalStack, claim_port
 from schemas.catalog import CATEGORIES
+from vdp.net import free_port
 from vdp.settings import Settings
 from vdp.times import iso
 
@@ -103,7 +104,7 @@ class Demo:
         self.stack.up(die_with_parent=True)
         # ... and "any free port" is picked once the stack listens, so it is not one of the
         # stack's own (a port `--fresh` just freed is the first the kernel offers again).
-        self.query_port, self.web_port = (claim_port(host, p, v) for v, p in ours.items())
+        self.query_port, self.web_port = (p or free_port(host) for p in ours.values())
         self.live = self.settings.updated(
             **self.stack.client_settings(),
             data_dir=self.stack.root,

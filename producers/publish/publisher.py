@@ -106,9 +106,7 @@ class Publisher:
 
     def send_now(self, topic: str, key: bytes, value: bytes, on_delivery: OnDelivery) -> None:
         self._produce(self._urgent, topic, key, value, self._reporting(on_delivery))
-        self.stats.sent += 1
-        self.stats.bytes_sent += len(value)
-        self._urgent.poll(0)
+        self._sent(1, len(value))
 
     def send_many(self, topic: str, messages: list[KafkaMessage]) -> None:
         """`send` for a batch: the same accounting, in one `produce_batch` call.
@@ -169,8 +167,10 @@ class Publisher:
         self._producer.poll(0.05)
 
     def poll(self, timeout: float = 0.0) -> None:
-        self._urgent.poll(0)
-        self._producer.poll(timeout)
+        """Serve the reports that came; wait up to `timeout` for one of `send_now`'s, the
+        kind a caller waits for (`send` never needs a wait: its reports come as it goes)."""
+        self._producer.poll(0)
+        self._urgent.poll(timeout)
 
     def close(self, timeout: float = 30.0) -> PublishStats:
         """Flush; what is still queued after `timeout` is purged and counted as failed."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from producers.publish.faults import FaultInjector, Outgoing
 from producers.publish.manifest import ManifestBuilder
-from producers.publish.publisher import OnDelivery, Sink
+from producers.publish.publisher import PRODUCER_DEFAULTS, OnDelivery, Sink
 from producers.publish.wire import FrameWriter
 from producers.sim.fleet import consent_records
 from producers.sim.simulator import FrameBatch, Simulator
@@ -25,8 +25,8 @@ PROGRESS_EVERY = 2_000  # messages between progress callbacks
 # parts of 256, simulate+publish cost ~7 % less CPU per frame (measured against whole
 # batches, interleaved; docs/benchmarks-history.md).
 BULK_PART = 256
-# Past the producer's message.timeout.ms (120 s) every event in flight has its report.
-SETTLE_TIMEOUT_S = 130.0
+# Past the producer's message.timeout.ms every event in flight has its report.
+SETTLE_TIMEOUT_S = PRODUCER_DEFAULTS["message.timeout.ms"] / 1000 + 10
 
 
 @dataclass(frozen=True)

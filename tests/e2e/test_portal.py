@@ -576,5 +576,4 @@ def docs_work_offline(p: Portal) -> None:
 
 
 def _ms(text: str) -> float:
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000

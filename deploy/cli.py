@@ -155,7 +155,8 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
-    LocalStack(settings).down()
+    for killed in LocalStack(settings).down():
+        print(killed)
     print("local stack stopped")
     return 0
 

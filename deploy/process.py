@@ -16,10 +16,15 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from vdp.errors import StackError
 
 _PR_SET_PDEATHSIG = 1
+
+# How a stop ended: exited on SIGTERM, or SIGKILLed after the timeout, or SIGKILLed because
+# its caller saw that a clean exit could no longer come.
+Stop = Literal["clean", "timeout", "hopeless"]
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -145,22 +150,31 @@ class ManagedProcess:
             f"{self.name} was not ready after {timeout:.0f}s; last log lines:\n{self.tail_log()}"
         )
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the process group, wait, then SIGKILL what is left."""
+    def stop(self, timeout: float = 30.0, hopeless: Callable[[], bool] | None = None) -> Stop:
+        """SIGTERM the process group and wait; SIGKILL what is left after `timeout`, or as
+        soon as `hopeless()` says a clean exit can no longer come. Says which it was."""
         pid = self.pid
+        ended: Stop = "clean"
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self._alive(pid):
+            while self._alive(pid):
+                if time.monotonic() >= deadline:
+                    ended = "timeout"
+                    break
+                if hopeless is not None and hopeless():
+                    ended = "hopeless"
+                    break
                 time.sleep(0.1)
-            if self._alive(pid):
+            if ended != "clean":
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 while self._alive(pid):
                     time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
         self._popen = None
+        return ended
 
     def kill(self) -> None:
         """SIGKILL the process group at once: a crash, for fault tests."""
@@ -209,9 +223,10 @@ class ManagedService:
         """What the process wrote to stdout/stderr (the first place to look on failure)."""
         return self._process.log_path
 
-    def stop(self) -> None:
-        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than 30 s."""
-        self._process.stop()
+    def stop(self, hopeless: Callable[[], bool] | None = None) -> Stop:
+        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than 30 s (or
+        `hopeless()` turns true first)."""
+        return self._process.stop(hopeless=hopeless)
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash would; the data stays for a restart (fault tests)."""

@@ -16,11 +16,17 @@ from typing import Any
 from deploy.clickhouse import EmbeddedClickHouse
 from deploy.kafka import KafkaBroker
 from deploy.kafka_cluster import ClusterStatus, KafkaCluster, node_dirs
-from deploy.process import port_open
+from deploy.process import Stop, port_open
 from vdp.errors import StackError
 from vdp.net import free_port
 from vdp.settings import Settings, env_name
 from vdp.topics import replication
+
+_KILLED: dict[Stop, str] = {
+    "clean": "stopped",
+    "timeout": "SIGKILLed: still running 30 s after SIGTERM",
+    "hopeless": "SIGKILLed: the controller quorum left before it approved this node's shutdown",
+}
 
 
 def claim_port(host: str, port: int, variable: str) -> int:
@@ -153,14 +159,16 @@ class LocalStack:
             self.down()
             raise
 
-    def down(self) -> None:
-        """Stop every service, including ones a killed run (or another layout) left behind."""
-        self.kafka.stop()
+    def down(self) -> list[str]:
+        """Stop every service, including ones a killed run (or another layout) left behind;
+        one line for each that had to be SIGKILLed, saying why."""
+        ended = {f"kafka-{i}": how for i, how in self.kafka.stop().items()}
         for directory in node_dirs(self.root):
             # Nodes of a layout stack.json no longer names (a cluster, then a single node).
-            KafkaBroker(directory, 0, 0).stop()
-        self.clickhouse.stop()
+            ended[f"left-behind {directory.name}"] = KafkaBroker(directory, 0, 0).stop()
+        ended["clickhouse"] = self.clickhouse.stop()
         self.state_file.unlink(missing_ok=True)
+        return [f"{name}: {_KILLED[how]}" for name, how in ended.items() if how != "clean"]
 
     def client_settings(self) -> dict[str, str]:
         """The settings a client needs to reach this stack, by setting name."""

@@ -593,12 +593,12 @@ def test_stack_status_shows_a_running_demos_processor_query_service_and_simulato
 def test_stack_down_stops_every_node_and_leaves_no_jvm(cluster: LocalStack) -> None:
     pids = [n.pid for n in cluster.kafka.nodes]
     assert all(pids)
-    started = time.monotonic()
     down = _vdp(cluster, "stack", "down")
     assert down.returncode == 0, down.stderr
-    # Every node at once: stopped one by one, the last waits out its 30 s for a controller
-    # majority that is gone, and is SIGKILLed.
-    assert time.monotonic() - started < 25, "vdp stack down took the long way"
+    # Every node at once, and none left to wait out its 30 s for a controller majority that
+    # is gone (a node whose shutdown was not approved in time is killed, and said so).
+    assert "still running 30 s after SIGTERM" not in down.stdout, down.stdout
+    assert down.stdout.splitlines()[-1] == "local stack stopped"
     left = subprocess.run(["pgrep", "-f", str(cluster.root)], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"processes outlived 'vdp stack down': {left.stdout}"
     assert not cluster.kafka.any_running()

@@ -84,3 +84,36 @@ def test_not_ready_in_time_is_an_error_and_leaves_nothing_running(tmp_path: Path
     assert time.monotonic() - started < 30
     assert not proc.running()
     assert not proc.pidfile.exists()
+
+
+def _deaf(state: Path) -> ManagedProcess:
+    # Ignores SIGTERM, as a broker waiting for a controller quorum that is gone does.
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    return ManagedProcess("deaf", [sys.executable, "-c", code, str(state)], state, str(state))
+
+
+def test_stop_says_whether_the_process_exited_on_sigterm_or_was_killed(tmp_path: Path) -> None:
+    clean = _sleeper(tmp_path / "clean")
+    (tmp_path / "clean").mkdir()
+    clean.start(ready=lambda: _execed(clean))
+    assert clean.stop(timeout=5) == "clean"
+    deaf = _deaf(tmp_path)
+    pid = deaf.start(ready=lambda: _execed(deaf))
+    time.sleep(0.5)  # the handler is in place
+    assert deaf.stop(timeout=1) == "timeout"
+    assert _gone(pid)
+
+
+def test_a_hopeless_stop_is_killed_without_waiting_out_the_timeout(tmp_path: Path) -> None:
+    deaf = _deaf(tmp_path)
+    pid = deaf.start(ready=lambda: _execed(deaf))
+    time.sleep(0.5)
+    calls = []
+
+    def hopeless() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    assert deaf.stop(timeout=20, hopeless=hopeless) == "hopeless"
+    assert _gone(pid)
+    assert len(calls) == 4

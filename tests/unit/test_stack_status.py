@@ -13,11 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from deploy.demo_children import child_settings, demo_status
-from deploy.kafka_cluster import ClusterStatus, Partition, _quorum_state, describe
+from deploy.kafka import KafkaBroker
+from deploy.kafka_cluster import ClusterStatus, Partition, _quorum_state, _QuorumWatch, describe
 from vdp.settings import Settings
 
 
@@ -108,3 +110,28 @@ def test_demo_rows_only_while_a_child_runs_and_an_exited_one_is_said(
     fake_child.kill()
     fake_child.wait()
     assert demo_status(tmp_path) == [], "no child alive: the demo is over"
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.up = True
+
+    def running(self) -> bool:
+        return self.up
+
+
+def test_stack_down_gives_up_on_nodes_only_once_the_quorum_has_been_gone_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_QuorumWatch, "GRACE_S", 0.3)
+    nodes = [_Node() for _ in range(3)]
+    watch = _QuorumWatch(cast("list[KafkaBroker]", nodes))
+    assert not watch.gone()
+    nodes[0].up = False  # two of three: a majority still approves shutdowns
+    time.sleep(0.4)
+    assert not watch.gone()
+    nodes[1].up = False
+    assert not watch.gone(), "the last node was given no grace to finish"
+    time.sleep(0.4)
+    assert watch.gone()
+    assert not _QuorumWatch(cast("list[KafkaBroker]", [_Node()])).gone()

@@ -1,6 +1,6 @@
-"""One batch's way through: validate → tag (owner, category, consent) (`prepare`), then dead
-letters out → samples, incidents and not-collected counts in, retried until written
-(`store`). `store` returns only when everything is stored, which is when the caller may ack.
+"""One batch's way through: validate → tag (owner, category, consent) → dead letters out →
+samples, incidents and not-collected counts in, retried until written. Returns only when
+everything is stored, which is when the caller may ack.
 
 No Faust, Kafka or ClickHouse here (the runtime hands over `RawRecord`s and the writers
 sit behind the `Sink` and `DeadLetters` contracts), so the same path runs under the
@@ -19,10 +19,10 @@ from processors.batch.crash import CrashPoint
 from processors.batch.deadletter import dead_letter_columns, encode_envelopes
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
-from processors.batch.outputs import Columns, DeadLetters, Sink, StoreRejected
-from processors.batch.records import BatchResult, RawRecord, Rejection, ValidFrame
+from processors.batch.outputs import DeadLetters, Sink, StoreRejected
+from processors.batch.records import RawRecord, Rejection, ValidFrame
 from processors.batch.retry import Backoff, batch_token, retrying
-from processors.batch.tag import SampleColumns, Tagger
+from processors.batch.tag import Tagger
 from processors.batch.validate import Validator
 from schemas.errors import ReasonCode
 from schemas.tables import DEAD_LETTERS, INCIDENTS, NOT_COLLECTED, SAMPLES, Table
@@ -35,18 +35,6 @@ class BatchOutcome:
     records: int
     samples: int
     dead_letters: int
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A batch between `Pipeline.prepare` and `Pipeline.store`."""
-
-    records: Sequence[RawRecord]
-    now_ms: int
-    result: BatchResult
-    samples: SampleColumns
-    incidents: Columns
-    number: int  # the worker's count of batches (crash points count by it)
 
 
 class Pipeline:
@@ -75,53 +63,41 @@ class Pipeline:
         self.done: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset stored
 
     async def handle(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        return await self.store(self.prepare(records))
-
-    def prepare(self, records: Sequence[RawRecord]) -> Prepared:
-        """The batch validated and tagged: CPU only, nothing written (the runtime does
-        this for the next batch while the one before is being stored)."""
+        if not records:
+            return BatchOutcome(0, 0, 0)
         now_ms = int(time.time() * 1000)
         result = self.validator.validate(records, now_ms)
         samples = self.tagger.tag(result.frames)
         # An incident of a category not stored at its time is not stored either.
         incidents = stored_incidents(self.incidents.detect(result.frames), self.tagger.rights)
-        self.batches += 1
-        return Prepared(records, now_ms, result, samples, incidents, self.batches)
-
-    async def store(self, batch: Prepared) -> BatchOutcome:
-        """Dead letters out, then the rows in, retried until written: when this returns,
-        everything of the batch is stored and its offsets may be committed."""
-        if not batch.records:
-            return BatchOutcome(0, 0, 0)
-        token = batch_token(batch.records)
+        token = batch_token(records)
         failed = self.record_failure
-        result, samples, number = batch.result, batch.samples, batch.number
+        self.batches += 1
+        batch = self.batches
         if result.rejections:
-            envelopes = encode_envelopes(result.rejections, batch.now_ms)
+            envelopes = encode_envelopes(result.rejections, now_ms)
             await retrying(
                 "dead-letter topic", lambda: self.dlq.send(envelopes), self.backoff, failed
             )
             self.sink.add(DEAD_LETTERS, dead_letter_columns(result.rejections))
-        self.crash.reached("dlq_sent", number)
+        self.crash.reached("dlq_sent", batch)
         self.sink.add(SAMPLES, samples.columns)
-        self.sink.add(INCIDENTS, batch.incidents)
+        self.sink.add(INCIDENTS, incidents)
         self.sink.add(NOT_COLLECTED, samples.not_collected)
         rejections = result.rejections
         try:
             await retrying(
                 "clickhouse insert",
-                lambda: self.sink.flush(token, lambda table: self._written(table, number)),
+                lambda: self.sink.flush(token, lambda table: self._written(table, batch)),
                 self.backoff,
                 failed,
             )
         except StoreRejected as e:
-            rejections = rejections + await self._store_rejected(
-                result.frames, e, token, batch.now_ms
-            )
-        self.crash.reached("stored", number)
-        self._count(batch.records, samples.unowned, samples.flagged, len(samples), rejections)
+            rejections = rejections + await self._store_rejected(result.frames, e, token, now_ms)
+        self.crash.reached("stored", batch)
+        self._count(records, samples.unowned, samples.flagged, len(samples), rejections)
         self.metrics.count_not_collected(samples.not_collected)
-        return BatchOutcome(len(batch.records), len(samples), len(rejections))
+        return BatchOutcome(len(records), len(samples), len(rejections))
 
     def _written(self, table: Table, batch: int) -> None:
         if table is SAMPLES:

@@ -23,7 +23,7 @@ from processors.batch.dedupe import DuplicateTracker
 from processors.batch.incidents import IncidentDetector
 from processors.batch.metrics import Health, Metrics
 from processors.batch.ownership import OwnershipBook
-from processors.batch.pipeline import Pipeline, Prepared
+from processors.batch.pipeline import Pipeline
 from processors.batch.records import RawRecord, Rejection
 from processors.batch.retry import Backoff, retrying
 from processors.batch.tag import Tagger
@@ -159,11 +159,10 @@ class Worker:
             log.warning("consent book still behind the topic after 30 s; waiting")
             consent = await self.consent_reader.caught_up()
 
-    async def prepare(self, records: Sequence[RawRecord]) -> Prepared:
-        """Apply every ownership and consent event the broker holds, then validate and tag
-        the batch (`Pipeline.store` writes it)."""
+    async def process(self, records: Sequence[RawRecord]) -> None:
+        """Apply every ownership event the broker holds, then run the batch through."""
         await self.books_caught_up()
-        return self.pipeline.prepare(records)
+        await self.pipeline.handle(records)
 
 
 async def _follow(reader: BookReader, on_changed: Callable[[list[str]], object]) -> None:
@@ -207,7 +206,7 @@ def build_app(settings: Settings, worker: Worker, web_port: int) -> faust.App:
 
     @app.task
     async def raw() -> None:
-        await worker.raw.run(worker.prepare, worker.pipeline.store, lambda: app.should_stop)
+        await worker.raw.run(worker.process, lambda: app.should_stop)
 
     @app.timer(5.0)
     async def lag() -> None:

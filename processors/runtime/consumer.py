@@ -7,17 +7,14 @@ processors"). So the hot topic is read here, in batches from `Consumer.consume`,
 Faust keeps the worker's life cycle, web views and timers.
 
 Exactly once as seen by queries: a batch's offsets are committed (synchronously, explicitly,
-`enable.auto.commit` off) only after `store` returned, i.e. after ClickHouse and the
-dead-letter topic took everything in it. One batch is stored while the next is read and
-prepared (`prepare`: validated and tagged), so the worker's CPU and the server's insert
-overlap instead of taking turns. librdkafka runs the rebalance callbacks only inside
-`consume`; the one batch that can be in flight then is finished by a revocation that
-touches it: the callback waits until it is stored and commits it before the partitions go
-(`_InFlight`), so a revocation never takes a partition with rows that are stored but not
-committed; it then counts the revocation and forgets the partition's progress. A fill
-calls `consume` several times: what it holds of a partition a later call revoked is
-dropped, unstored (the new owner reads it from the committed offset). A crash before a
-commit re-delivers records the idempotent sink has absorbed already.
+`enable.auto.commit` off) only after `handle` returned, i.e. after ClickHouse and the
+dead-letter topic took everything in it. librdkafka runs the rebalance callbacks only
+inside `consume`, and this loop calls `consume` only when no stored batch is uncommitted,
+so a revocation never takes a partition with rows that are stored but not committed; the
+callback counts it and forgets the partition's progress. A fill calls `consume` several
+times: what it holds of a partition a later call revoked is dropped, unstored (the new
+owner reads it from the committed offset). A crash before a commit re-delivers records
+the idempotent sink has absorbed already.
 
 A commit can fail with the rows stored: the broker gone for a while (the group's session
 expires, the partitions are revoked and assigned again). Re-read from the committed offset,
@@ -32,10 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -43,43 +39,7 @@ from processors.batch.records import RawRecord
 
 log = logging.getLogger("vdp.process")
 
-P = TypeVar("P")
-# How long a revocation waits for the batch in flight to be stored before it gives the
-# batch up (uncommitted: the new owner reads it again); below `max.poll.interval.ms`, past
-# which the group would have dropped this worker anyway.
-REVOKE_WAIT_S = 600.0
-
-
-class _InFlight:
-    """The batch being stored while the next one is read. Committed once, by whichever
-    sees it stored first: the loop, or a revocation of one of its partitions."""
-
-    def __init__(self, records: Sequence[RawRecord], task: asyncio.Future[object]) -> None:
-        self.records = records
-        self.task = task
-        self.partitions = {r.partition for r in records}
-        self._stored = threading.Event()
-        self._ok = False
-        self._claimed = False
-        self._lock = threading.Lock()
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[object]) -> None:
-        self._ok = not task.cancelled() and task.exception() is None
-        self._stored.set()
-
-    def wait_stored(self, timeout: float) -> bool:
-        """Block (a rebalance callback's thread) until stored; False if it failed or the
-        time ran out."""
-        return self._stored.wait(timeout) and self._ok
-
-    def claim(self) -> bool:
-        """True for the first caller only: that one commits it (or gives it up)."""
-        with self._lock:
-            if self._claimed:
-                return False
-            self._claimed = True
-            return True
+Handler = Callable[[Sequence[RawRecord]], Awaitable[object]]
 
 
 def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
@@ -202,7 +162,6 @@ class RawConsumer:
         self._since = time.monotonic()  # when the last fill ended
         self._calls: list[int] = []  # the running fill's `consume` calls, as `_fill` keeps them
         self._revoked_in: dict[int, int] = {}  # partition -> the fill's call that revoked it
-        self._in_flight: _InFlight | None = None
 
     # -- callbacks: run by librdkafka inside `consume`, on the consuming thread -------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -230,17 +189,10 @@ class RawConsumer:
         consumer.incremental_assign(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The batch in flight is finished first, so nothing stored is left uncommitted;
-        # what the running fill holds of these partitions is dropped (`without_revoked`).
+        # Nothing stored is uncommitted while `consume` runs; what the running fill holds
+        # of these partitions is dropped (`without_revoked`).
         self.rebalances += 1
-        revoked = {tp.partition for tp in partitions}
-        batch = self._in_flight
-        if batch is not None and batch.partitions & revoked and batch.claim():
-            if batch.wait_stored(REVOKE_WAIT_S):
-                self._commit(batch.records)
-            else:
-                log.warning("the batch in flight was not stored; its partitions go uncommitted")
-        self._assigned -= revoked
+        self._assigned -= {tp.partition for tp in partitions}
         for tp in partitions:
             self._revoked_in[tp.partition] = len(self._calls)  # the `consume` call running now
             # Not ours to commit now (it could set back another worker's progress); should
@@ -301,20 +253,11 @@ class RawConsumer:
             if self._uncommitted.get(p) == o:
                 del self._uncommitted[p]
 
-    async def run(
-        self,
-        prepare: Callable[[Sequence[RawRecord]], Awaitable[P]],
-        store: Callable[[P], Awaitable[object]],
-        stopping: Callable[[], bool],
-    ) -> None:
-        """Read, prepare and store batches until `stopping()`; batch N+1 is read and
-        prepared while batch N is stored, and N is committed before N+1 is stored."""
+    async def run(self, handle: Handler, stopping: Callable[[], bool]) -> None:
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         fetching: asyncio.Future[list[Message]] | None = None
         try:
             while not stopping():
-                if self._in_flight is not None and self._in_flight.task.done():
-                    await self._settle()
                 fetching = asyncio.ensure_future(asyncio.to_thread(self._fill))
                 messages = await asyncio.shield(fetching)
                 records, errors = to_records(messages)
@@ -329,31 +272,11 @@ class RawConsumer:
                     await asyncio.to_thread(self._commit_stored)
                 if not records:
                     continue
-                prepared = await prepare(records)
-                await self._settle()
-                self._in_flight = _InFlight(records, asyncio.ensure_future(store(prepared)))
+                await handle(records)
+                await asyncio.to_thread(self._commit, records)
         finally:
             # A cancelled wait leaves `consume` running in its thread: let it return before
             # the consumer is closed under it. What it fetched is not committed: re-read.
             if fetching is not None and not fetching.done():
                 await asyncio.wait([fetching])
-            # The batch in flight is finished and committed, unless the store failed.
-            batch = self._in_flight
-            if batch is not None:
-                await asyncio.wait([batch.task])
-                if batch.wait_stored(0):
-                    if batch.claim():
-                        await asyncio.to_thread(self._commit, batch.records)
-                elif not batch.task.cancelled():
-                    log.error("the last batch was not stored: %r", batch.task.exception())
             await asyncio.to_thread(self._consumer.close)
-
-    async def _settle(self) -> None:
-        """Wait for the batch in flight (its error is raised here) and commit it, unless a
-        revocation has already."""
-        batch, self._in_flight = self._in_flight, None
-        if batch is None:
-            return
-        await asyncio.shield(batch.task)
-        if batch.claim():
-            await asyncio.to_thread(self._commit, batch.records)

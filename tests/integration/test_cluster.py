@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from deploy.demo_children import demo_dir
 from deploy.process import port_open
-from deploy.stack import LocalStack
+from deploy.stack import _KILLED, LocalStack
 from producers.publish.publisher import Publisher
 from producers.sim.fleet import FleetConfig, consent_records, ownership_records
 from producers.sim.simulator import Simulator
@@ -597,7 +597,7 @@ def test_stack_down_stops_every_node_and_leaves_no_jvm(cluster: LocalStack) -> N
     assert down.returncode == 0, down.stderr
     # Every node at once, and none left to wait out its 30 s for a controller majority that
     # is gone (a node whose shutdown was not approved in time is killed, and said so).
-    assert "still running 30 s after SIGTERM" not in down.stdout, down.stdout
+    assert _KILLED["timeout"] not in down.stdout, down.stdout
     assert down.stdout.splitlines()[-1] == "local stack stopped"
     left = subprocess.run(["pgrep", "-f", str(cluster.root)], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"processes outlived 'vdp stack down': {left.stdout}"

@@ -87,9 +87,17 @@ def test_not_ready_in_time_is_an_error_and_leaves_nothing_running(tmp_path: Path
 
 
 def _deaf(state: Path) -> ManagedProcess:
-    # Ignores SIGTERM, as a broker waiting for a controller quorum that is gone does.
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    # Ignores SIGTERM, as a broker waiting for a controller quorum that is gone does; says
+    # so with a file (`_deaf_ready`) once the handler is in place.
+    code = (
+        "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(sys.argv[1], 'deaf.ready').touch(); time.sleep(600)"
+    )
     return ManagedProcess("deaf", [sys.executable, "-c", code, str(state)], state, str(state))
+
+
+def _deaf_ready(proc: ManagedProcess) -> bool:
+    return (proc.state_dir / "deaf.ready").exists()
 
 
 def test_stop_says_whether_the_process_exited_on_sigterm_or_was_killed(tmp_path: Path) -> None:
@@ -98,16 +106,14 @@ def test_stop_says_whether_the_process_exited_on_sigterm_or_was_killed(tmp_path:
     clean.start(ready=lambda: _execed(clean))
     assert clean.stop(timeout=5) == "clean"
     deaf = _deaf(tmp_path)
-    pid = deaf.start(ready=lambda: _execed(deaf))
-    time.sleep(0.5)  # the handler is in place
+    pid = deaf.start(ready=lambda: _deaf_ready(deaf))
     assert deaf.stop(timeout=1) == "timeout"
     assert _gone(pid)
 
 
 def test_a_hopeless_stop_is_killed_without_waiting_out_the_timeout(tmp_path: Path) -> None:
     deaf = _deaf(tmp_path)
-    pid = deaf.start(ready=lambda: _execed(deaf))
-    time.sleep(0.5)
+    pid = deaf.start(ready=lambda: _deaf_ready(deaf))
     calls = []
 
     def hopeless() -> bool:

@@ -25,6 +25,8 @@ _PR_SET_PDEATHSIG = 1
 # How a stop ended: exited on SIGTERM, or SIGKILLed after the timeout, or SIGKILLed because
 # its caller saw that a clean exit could no longer come.
 Stop = Literal["clean", "timeout", "hopeless"]
+# How long a stop waits after SIGTERM before it SIGKILLs.
+STOP_TIMEOUT_S = 30.0
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -150,7 +152,9 @@ class ManagedProcess:
             f"{self.name} was not ready after {timeout:.0f}s; last log lines:\n{self.tail_log()}"
         )
 
-    def stop(self, timeout: float = 30.0, hopeless: Callable[[], bool] | None = None) -> Stop:
+    def stop(
+        self, timeout: float = STOP_TIMEOUT_S, hopeless: Callable[[], bool] | None = None
+    ) -> Stop:
         """SIGTERM the process group and wait; SIGKILL what is left after `timeout`, or as
         soon as `hopeless()` says a clean exit can no longer come. Says which it was."""
         pid = self.pid
@@ -224,8 +228,8 @@ class ManagedService:
         return self._process.log_path
 
     def stop(self, hopeless: Callable[[], bool] | None = None) -> Stop:
-        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than 30 s (or
-        `hopeless()` turns true first)."""
+        """SIGTERM (a clean shutdown), then SIGKILL if it takes longer than
+        `STOP_TIMEOUT_S` (or `hopeless()` turns true first)."""
         return self._process.stop(hopeless=hopeless)
 
     def kill(self) -> None:

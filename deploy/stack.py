@@ -16,7 +16,7 @@ from typing import Any
 from deploy.clickhouse import EmbeddedClickHouse
 from deploy.kafka import KafkaBroker
 from deploy.kafka_cluster import ClusterStatus, KafkaCluster, node_dirs
-from deploy.process import Stop, port_open
+from deploy.process import STOP_TIMEOUT_S, Stop, port_open
 from vdp.errors import StackError
 from vdp.net import free_port
 from vdp.settings import Settings, env_name
@@ -24,7 +24,7 @@ from vdp.topics import replication
 
 _KILLED: dict[Stop, str] = {
     "clean": "stopped",
-    "timeout": "SIGKILLed: still running 30 s after SIGTERM",
+    "timeout": f"SIGKILLed: still running {STOP_TIMEOUT_S:.0f} s after SIGTERM",
     "hopeless": "SIGKILLed: the controller quorum left before it approved this node's shutdown",
 }
 

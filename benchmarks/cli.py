@@ -49,10 +49,12 @@ def _register_process(sub: Any) -> None:
         description=(
             "On temporary topics and databases: publish a fixed set of pre-encoded simulator "
             "frames and time the processor (N workers) until ClickHouse holds every sample, "
-            "then a paced set for ingest-to-queryable latency (p50/p99); the same for a bare "
-            "confluent-kafka consume + decode + insert loop, before and after the processor. "
-            "Prints the ratio to the mean of the two (target >= 0.7) and, for a `vdp stack` "
-            "under VDP_DATA_DIR, the ClickHouse server's and Kafka's CPU per frame."
+            "then (first phase only) a paced set for ingest-to-queryable latency (p50/p99); "
+            "the same for a bare confluent-kafka consume + decode + insert loop, in phases "
+            "that alternate: baseline, processor, baseline, ... Prints each processor "
+            "phase's ratio to the mean of the baselines around it and the run's (target "
+            ">= 0.7) and, for a `vdp stack` under VDP_DATA_DIR, the ClickHouse server's and "
+            "Kafka's CPU per frame."
         ),
     )
     _fleet_arguments(bench, seconds="simulated seconds of burst")
@@ -60,6 +62,14 @@ def _register_process(sub: Any) -> None:
     bench.add_argument("--partitions", type=int, default=4)
     bench.add_argument("--rate", type=float, default=2000.0, help="paced phase frames/s")
     bench.add_argument("--paced-seconds", type=float, default=10.0)
+    bench.add_argument(
+        "--rounds",
+        type=int,
+        choices=range(1, 11),
+        metavar="{1..10}",
+        default=3,
+        help="processor phases, each between two baseline phases (default 3)",
+    )
     bench.add_argument(
         "--consent-compare",
         action="store_true",
@@ -159,6 +169,7 @@ def bench_process(args: argparse.Namespace, settings: Settings) -> int:
         args.paced_seconds,
         sys.stdout,
         args.consent_compare,
+        args.rounds,
     )
     return 0
 

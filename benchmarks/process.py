@@ -1,17 +1,19 @@
 """`vdp bench-process`: the processor's throughput and ingest-to-queryable latency, beside a
 bare consume + decode + insert loop (`benchmarks.process_baseline`) measured in the same run.
 
-For each subject, on topics and a database of its own, in the order baseline, processor,
-baseline again (`after`): the processor is compared with the mean of the baselines before
-and after it, so a change of the neighbours' load during the run (which moves a shared
-machine's rates by more than the code does) falls on both sides of the ratio:
-1. start it on the empty topic and wait until it holds its partitions (and, for the
-   processor, has read the ownership topic);
+Phases alternate, each subject on topics and a database of its own: baseline, processor,
+baseline, … (`rounds` processor phases, each between two baselines). Each processor phase
+is compared with the mean of the baselines before and after it, and the run's ratio is the
+processor's mean rate over the mean of those brackets, so a change of the neighbours' load
+during the run (which moves a shared machine's rates by more than the code does) falls on
+both sides of the ratio, and a spell of it that hits one phase weighs 1/rounds. A phase:
+1. start the subject on the empty topic and wait until it holds its partitions (and, for
+   the processor, has read the ownership topic);
 2. burst: publish a fixed set of pre-encoded simulator frames at once; throughput is
    samples / (time from the first send until ClickHouse counts every sample);
-3. paced: publish a second, distinct set at a steady rate; latency per frame is the time its
-   rows were inserted (`ingest_time`, queryable at once: synchronous inserts) minus its
-   Kafka timestamp.
+3. in the first phase of each subject only, paced: publish a second, distinct set at a
+   steady rate; latency per frame is the time its rows were inserted (`ingest_time`,
+   queryable at once: synchronous inserts) minus its Kafka timestamp.
 
 Beside the rates, the CPU time the subject's processes spent on the burst (from
 `/proc/<pid>/stat`): on a shared machine the wall-clock rates move with what the
@@ -46,12 +48,13 @@ from vdp.errors import StackError
 from vdp.settings import Settings
 
 Message = tuple[bytes, bytes]
-BARE = ("baseline", "after")  # the bare loop's runs: before and after the processor's
+BARE = "baseline"  # the bare loop's phases
 
 
 @dataclass
 class Figures:
-    name: str
+    name: str  # the phase's label
+    kind: str  # its subject: "baseline", "processor" or "no_consent"
     workers: int
     samples: int
     seconds: float
@@ -71,12 +74,15 @@ class Figures:
         return self.samples / self.seconds
 
     def line(self) -> str:
-        p50, p99 = p50_p99(self.latencies_ms or [0.0])
+        latency = ""
+        if self.latencies_ms:
+            p50, p99 = p50_p99(self.latencies_ms)
+            latency = f"; latency p50 {p50:6.0f} ms p99 {p99:6.0f} ms"
         return (
-            f"{self.name:<10} {self.workers} worker(s) {self.samples:>10,} samples in "
+            f"{self.name:<12} {self.workers} worker(s) {self.samples:>10,} samples in "
             f"{self.seconds:6.2f} s = {self.rate:>10,.0f} samples/s "
-            f"({self.rate / self.workers:>9,.0f} per worker); latency p50 {p50:6.0f} ms "
-            f"p99 {p99:6.0f} ms; CPU {_us(self.cpu_us_per_frame)} µs/frame"
+            f"({self.rate / self.workers:>9,.0f} per worker){latency}; "
+            f"CPU {_us(self.cpu_us_per_frame)} µs/frame"
             + "".join(
                 f", {k} {_us(us_per_frame(v, self.frames))}" for k, v in self.server_cpu.items()
             )
@@ -227,7 +233,7 @@ def _subject(name: str, settings: Settings, workers: int) -> Iterator[list[int]]
     """Run the subject's processes until the block ends; yields their pids."""
     env = {**os.environ, **settings.environment()}
     ports = web_ports(settings.process_web_port, workers)
-    bare = name in BARE
+    bare = name == BARE
     if bare:
         argvs = [[sys.executable, "-m", "benchmarks.process_baseline"]]
     else:
@@ -285,9 +291,11 @@ def _wait_workers(
 def run_benchmark(
     settings: Settings, cars: int, hz: int, seconds: float, workers: int, partitions: int,
     rate: float, paced_seconds: float, out: TextIO, consent_compare: bool = False,
+    rounds: int = 3,
 ) -> dict[str, Figures]:  # fmt: skip
-    """Baseline against the processor; with `consent_compare`, the processor with consent
-    off (`VDP_PROCESS_CONSENT=false`) against on, every owner granted every category."""
+    """Baseline against the processor, `rounds` processor phases each between two baseline
+    phases; with `consent_compare`, the processor with consent off (`VDP_PROCESS_CONSENT=
+    false`) against on, every owner granted every category. Figures by phase label."""
     run_id = uuid.uuid4().hex[:8]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     owners, burst, burst_samples = fleet_messages(cars, hz, seconds, seed=1)
@@ -299,34 +307,37 @@ def run_benchmark(
     results: dict[str, Figures] = {}
     grants = grants_for(owners, load_catalog())
     servers = stack_pids(settings)
-    subjects = ("no_consent", "processor") if consent_compare else (BARE[0], "processor", BARE[1])
-    for name in subjects:
-        topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq", "consent")}
+    for kind, label in phases(rounds, consent_compare):
+        topics = {k: f"vdp-bench.{run_id}.{label.replace(' ', '')}.{k}"
+                  for k in ("raw", "own", "dlq", "consent")}  # fmt: skip
         compacted = {"cleanup.policy": "compact"}
         new = [NewTopic(topics["raw"], partitions, 1), NewTopic(topics["dlq"], 1, 1),
                NewTopic(topics["own"], 1, 1, config=compacted),
                NewTopic(topics["consent"], 1, 1, config=compacted)]  # fmt: skip
         sub = settings.model_copy(update={
             "topic_raw": topics["raw"], "topic_ownership": topics["own"],
-            "topic_dlq": topics["dlq"], "clickhouse_database": f"vdp_bench_{run_id}_{name}",
-            "process_app_id": f"vdp-bench-{run_id}", "topic_consent": topics["consent"],
-            "process_consent": name != "no_consent",
+            "topic_dlq": topics["dlq"], "topic_consent": topics["consent"],
+            "clickhouse_database": f"vdp_bench_{run_id}_{label.replace(' ', '_')}",
+            "process_app_id": f"vdp-bench-{run_id}", "process_consent": kind != "no_consent",
         })  # fmt: skip
-        n = 1 if name in BARE else workers
+        n = 1 if kind == BARE else workers
+        first = not any(f.kind == kind for f in results.values())
+        latencies: list[float] = []
         with scratch_topics(settings.kafka_bootstrap, new, settings=settings):
             publish(sub.kafka_bootstrap, topics["own"], owners)
             publish(sub.kafka_bootstrap, topics["consent"], grants)
             apply_migrations(sub)
             try:
-                with _subject(name, sub, n) as pids:
+                with _subject(kind, sub, n) as pids:
                     cpu0, servers0 = cpu_seconds(pids), _cpu_by_name(servers)
                     t0 = time.monotonic()
                     publish(sub.kafka_bootstrap, topics["raw"], burst)
                     t1 = _wait_count(sub, burst_samples, 600)
                     cpu1, servers1 = cpu_seconds(pids), _cpu_by_name(servers)
-                    stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
-                    _wait_until_stable(sub)
-                    latencies = _latencies(sub, stamps)
+                    if first:
+                        stamps = publish(sub.kafka_bootstrap, topics["raw"], paced, rate)
+                        _wait_until_stable(sub)
+                        latencies = _latencies(sub, stamps)
             finally:
                 _drop(sub)
         cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
@@ -335,28 +346,55 @@ def run_benchmark(
             for k, b in servers1.items()
             if b is not None and (a := servers0[k]) is not None
         }
-        results[name] = Figures(name, n, burst_samples, t1 - t0, latencies, len(burst), cpu, spent)
-        print(results[name].line(), file=out, flush=True)
-    processor = results["processor"]
+        figures = Figures(label, kind, n, burst_samples, t1 - t0, latencies, len(burst), cpu, spent)
+        results[label] = figures
+        print(figures.line(), file=out, flush=True)
     if consent_compare:
-        off = results["no_consent"]
+        processor, off = results["processor"], results["no_consent"]
         print(f"processor with consent / without: rate {processor.rate / off.rate:.2f}", file=out)
         if off.cpu_us_per_frame is not None and processor.cpu_us_per_frame is not None:
             print(f"CPU per frame: with consent / without = "
                   f"{processor.cpu_us_per_frame / off.cpu_us_per_frame:.3f} (target <= 1.05)",
                   file=out)  # fmt: skip
         return results
-    per_worker = processor.rate / workers
-    before, after = (results[k].rate for k in BARE)
-    print(f"processor per worker / mean of the baselines = {per_worker * 2 / (before + after):.2f}"
-          f" (target >= 0.70, aim 0.85); against the one before {per_worker / before:.2f}, "
-          f"after {per_worker / after:.2f}", file=out)  # fmt: skip
-    costs = [results[k].cpu_us_per_frame for k in BARE]
-    if processor.cpu_us_per_frame is not None and None not in costs:
-        mean = sum(c for c in costs if c is not None) / len(costs)
-        print(f"CPU per frame: baseline / processor = {mean / processor.cpu_us_per_frame:.2f}",
-              file=out)  # fmt: skip
+    for line in ratio_lines(list(results.values()), workers):
+        print(line, file=out)
     return results
+
+
+def phases(rounds: int, consent_compare: bool = False) -> list[tuple[str, str]]:
+    """(subject, label) in the order they run: baseline, processor, baseline, … with
+    `rounds` processor phases; or consent off, then on."""
+    if consent_compare:
+        return [("no_consent", "no_consent"), ("processor", "processor")]
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    order = [(BARE, f"{BARE} 1")]
+    for i in range(1, rounds + 1):
+        order += [("processor", f"processor {i}"), (BARE, f"{BARE} {i + 1}")]
+    return order
+
+
+def ratio_lines(results: list[Figures], workers: int) -> list[str]:
+    """The processor's rate per worker against the bare loop's: each processor phase over
+    the mean of the two baselines around it, and the run's (the processor's mean rate over
+    the mean of those brackets); the same for CPU per frame."""
+    bare = [f for f in results if f.kind == BARE]
+    ours = [f for f in results if f.kind == "processor"]
+    brackets = [(b.rate + a.rate) / 2 for b, a in zip(bare, bare[1:], strict=False)]
+    each = [p.rate / workers / m for p, m in zip(ours, brackets, strict=True)]
+    run = sum(p.rate for p in ours) / workers / sum(brackets)
+    lines = [
+        f"processor per worker / mean of the baselines around it = {run:.2f} "
+        f"(target >= 0.70, aim 0.85); by phase " + ", ".join(f"{r:.2f}" for r in each)
+    ]
+    costs = [f.cpu_us_per_frame for f in bare]
+    mine = [f.cpu_us_per_frame for f in ours]
+    if None not in costs and None not in mine:
+        base = sum(c for c in costs if c is not None) / len(costs)
+        proc = sum(c for c in mine if c is not None) / len(mine)
+        lines.append(f"CPU per frame: baseline / processor = {base / proc:.2f}")
+    return lines
 
 
 def _wait_until_stable(settings: Settings, quiet: float = 3.0, timeout: float = 120.0) -> None:

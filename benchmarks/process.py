@@ -385,8 +385,8 @@ def ratio_lines(results: list[Figures], workers: int) -> list[str]:
     each = [p.rate / workers / m for p, m in zip(ours, brackets, strict=True)]
     run = sum(p.rate for p in ours) / workers / sum(brackets)
     lines = [
-        f"processor per worker / mean of the baselines around it = {run:.2f} "
-        f"(target >= 0.70, aim 0.85); by phase " + ", ".join(f"{r:.2f}" for r in each)
+        f"processor per worker / mean of the baselines around it = {run:.3f} "
+        f"(target >= 0.70, aim 0.85); by phase " + ", ".join(f"{r:.3f}" for r in each)
     ]
     costs = [f.cpu_us_per_frame for f in bare]
     mine = [f.cpu_us_per_frame for f in ours]

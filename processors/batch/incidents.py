@@ -22,7 +22,7 @@ the car's next frame comes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,7 +180,9 @@ class IncidentDetector:
         for valid in frames:
             frame, record = valid.frame, valid.record
             vin, t = frame["vin"], frame["event_time"]
-            usable = [r for r in EPISODES if not (valid.rejected and r.signal in valid.rejected)]
+            usable: Sequence[EpisodeRule] = EPISODES
+            if valid.rejected:
+                usable = tuple(r for r in EPISODES if r.signal not in valid.rejected)
             for done, ep in self._episodes(vin, t, frame, record, usable):
                 add(vin, done.signal, done.kind, ep.start, ep.last, ep.seq, ep.value, ep.peak,
                     _episode_detail(done, ep), ep.record)  # fmt: skip
@@ -206,7 +208,7 @@ class IncidentDetector:
         t: int,
         frame: dict[str, Any],
         record: RawRecord,
-        rules: list[EpisodeRule],
+        rules: Sequence[EpisodeRule],
     ) -> list[tuple[EpisodeRule, _Episode]]:
         """Advance this car's episodes by one frame; the ones that ended, to be written."""
         under_way = self._open.setdefault(vin, {})

@@ -24,13 +24,19 @@ class RawRecord:
     timestamp_ms: int
 
 
+# A frame's signal names, map by map (doubles, longs, booleans, strings), in order.
+Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class ValidFrame:
-    """A decoded frame that passed the record-level checks; `rejected` samples are dropped."""
+    """A decoded frame that passed the record-level checks; `rejected` samples are dropped.
+    `shape`: its names, when the validator worked them out (the tagger's plans use it)."""
 
     record: RawRecord
     frame: dict[str, Any]
     rejected: frozenset[str] = frozenset()
+    shape: Shape | None = None
 
 
 @dataclass(frozen=True, slots=True)

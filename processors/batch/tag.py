@@ -19,7 +19,7 @@ from typing import Any
 from processors.batch.consent import ConsentBook, Policy, Rules, Unrestricted
 from processors.batch.ownership import NO_OWNER, OwnershipBook
 from processors.batch.quality import JumpDetector
-from processors.batch.records import ValidFrame
+from processors.batch.records import Shape, ValidFrame
 from processors.batch.validate import MAPS
 from schemas.catalog import Catalog
 from schemas.tables import NOT_COLLECTED, SAMPLES
@@ -71,7 +71,8 @@ class Tagger:
             doubles, longs, booleans, strings = (
                 frame["doubles"], frame["longs"], frame["booleans"], frame["strings"]
             )  # fmt: skip
-            plan = plan_for(policy, (tuple(doubles), tuple(longs), tuple(booleans), tuple(strings)))
+            shape = valid.shape or (tuple(doubles), tuple(longs), tuple(booleans), tuple(strings))
+            plan = plan_for(policy, shape)
             flags = flags_of(vin, event_time, doubles)
             n = len(plan.signals)
             before = len(signals)
@@ -189,7 +190,6 @@ class Tagger:
             _count_refused(out, owner, vin, event_time, seq, counts)
 
 
-Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 _MOST_PLANS = 4096  # shapes per label set (a fleet sends a handful), and label sets
 
 

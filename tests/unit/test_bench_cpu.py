@@ -60,9 +60,9 @@ def test_ratios_compare_each_processor_phase_with_its_brackets() -> None:
     lines = ratio_lines(run, workers=1)
     head = "processor per worker / mean of the baselines around it = "
     # by phase 600 / 750 and 300 / 750; the run (600 + 300) / (750 + 750)
-    assert lines[0].startswith(head + "0.60 ")
-    assert lines[0].endswith("by phase 0.80, 0.40")
+    assert lines[0].startswith(head + "0.600 ")
+    assert lines[0].endswith("by phase 0.800, 0.400")
     # CPU: baseline 100 µs/frame, the processor (300 + 100) / 2 = 200
     assert lines[1] == "CPU per frame: baseline / processor = 0.50"
     # two workers: the rate per worker counts
-    assert ratio_lines(run, workers=2)[0].startswith(head + "0.30 ")
+    assert ratio_lines(run, workers=2)[0].startswith(head + "0.300 ")

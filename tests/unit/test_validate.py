@@ -168,3 +168,34 @@ def test_every_injected_fault_gets_the_reason_the_producer_predicts() -> None:
     got = sorted((r.record.offset, r.signal, str(r.reason)) for r in result.rejections)
     assert got == sorted(expected)
     assert {reason for _, _, reason in got} == {str(r) for r in EXPECTED_REASON.values()}
+
+
+_SHAPE_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-400.0, max_value=400.0),
+)
+
+
+@given(st.lists(st.tuples(_SHAPE_VALUES, _SHAPE_VALUES, st.integers(-50, 150)), max_size=6))
+def test_frames_of_one_shape_are_each_checked_by_value(
+    values: list[tuple[float, float, int]],
+) -> None:
+    # A shape's checks are worked out once; a later frame of that shape with a value out of
+    # range must still be caught, and one in range kept whole.
+    catalog = load_catalog()
+    names = ("Vehicle.Speed", "Vehicle.Acceleration.Longitudinal")
+    pedal = "Vehicle.Chassis.Brake.PedalPosition"
+    v = validator()
+    for seq, (speed, accel, position) in enumerate(values, start=1):
+        f = frame(
+            seq, doubles=dict(zip(names, (speed, accel), strict=True)), longs={pedal: position}
+        )
+        result = v.validate([raw(telemetry_codec().encode(f), offset=seq)], NOW)
+        want = {
+            name
+            for name, value in ((names[0], speed), (names[1], accel), (pedal, position))
+            if not catalog[name].min <= value <= catalog[name].max  # type: ignore[operator]
+        }
+        assert {r.signal for r in result.rejections} == want
+        assert all(r.reason == ReasonCode.OUT_OF_RANGE for r in result.rejections)
+        assert result.frames[0].rejected == want

@@ -318,7 +318,9 @@ def run_benchmark(
             "topic_raw": topics["raw"], "topic_ownership": topics["own"],
             "topic_dlq": topics["dlq"], "topic_consent": topics["consent"],
             "clickhouse_database": f"vdp_bench_{run_id}_{label.replace(' ', '_')}",
-            "process_app_id": f"vdp-bench-{run_id}", "process_consent": kind != "no_consent",
+            # a consumer group per phase: none waits for an earlier phase's member to leave
+            "process_app_id": f"vdp-bench-{run_id}-{label.replace(' ', '')}",
+            "process_consent": kind != "no_consent",
         })  # fmt: skip
         n = 1 if kind == BARE else workers
         first = not any(f.kind == kind for f in results.values())

@@ -308,8 +308,8 @@ def run_benchmark(
     grants = grants_for(owners, load_catalog())
     servers = stack_pids(settings)
     for kind, label in phases(rounds, consent_compare):
-        topics = {k: f"vdp-bench.{run_id}.{label.replace(' ', '')}.{k}"
-                  for k in ("raw", "own", "dlq", "consent")}  # fmt: skip
+        name = label.replace(" ", "_")
+        topics = {k: f"vdp-bench.{run_id}.{name}.{k}" for k in ("raw", "own", "dlq", "consent")}
         compacted = {"cleanup.policy": "compact"}
         new = [NewTopic(topics["raw"], partitions, 1), NewTopic(topics["dlq"], 1, 1),
                NewTopic(topics["own"], 1, 1, config=compacted),
@@ -317,9 +317,9 @@ def run_benchmark(
         sub = settings.model_copy(update={
             "topic_raw": topics["raw"], "topic_ownership": topics["own"],
             "topic_dlq": topics["dlq"], "topic_consent": topics["consent"],
-            "clickhouse_database": f"vdp_bench_{run_id}_{label.replace(' ', '_')}",
+            "clickhouse_database": f"vdp_bench_{run_id}_{name}",
             # a consumer group per phase: none waits for an earlier phase's member to leave
-            "process_app_id": f"vdp-bench-{run_id}-{label.replace(' ', '')}",
+            "process_app_id": f"vdp-bench-{run_id}-{name}",
             "process_consent": kind != "no_consent",
         })  # fmt: skip
         n = 1 if kind == BARE else workers

@@ -28,6 +28,12 @@ class RawRecord:
 Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
+def shape_of(frame: dict[str, Any]) -> Shape:
+    """The frame's `Shape`."""
+    return (tuple(frame["doubles"]), tuple(frame["longs"]), tuple(frame["booleans"]),
+            tuple(frame["strings"]))  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class ValidFrame:
     """A decoded frame that passed the record-level checks; `rejected` samples are dropped.

@@ -19,7 +19,7 @@ from typing import Any
 from processors.batch.consent import ConsentBook, Policy, Rules, Unrestricted
 from processors.batch.ownership import NO_OWNER, OwnershipBook
 from processors.batch.quality import JumpDetector
-from processors.batch.records import Shape, ValidFrame
+from processors.batch.records import Shape, ValidFrame, shape_of
 from processors.batch.validate import MAPS
 from schemas.catalog import Catalog
 from schemas.tables import NOT_COLLECTED, SAMPLES
@@ -71,8 +71,7 @@ class Tagger:
             doubles, longs, booleans, strings = (
                 frame["doubles"], frame["longs"], frame["booleans"], frame["strings"]
             )  # fmt: skip
-            shape = valid.shape or (tuple(doubles), tuple(longs), tuple(booleans), tuple(strings))
-            plan = plan_for(policy, shape)
+            plan = plan_for(policy, valid.shape or shape_of(frame))
             flags = flags_of(vin, event_time, doubles)
             n = len(plan.signals)
             before = len(signals)

@@ -21,7 +21,14 @@ from operator import le
 from typing import Any
 
 from processors.batch.dedupe import DuplicateTracker
-from processors.batch.records import BatchResult, RawRecord, Rejection, Shape, ValidFrame
+from processors.batch.records import (
+    BatchResult,
+    RawRecord,
+    Rejection,
+    Shape,
+    ValidFrame,
+    shape_of,
+)
 from schemas.catalog import FRAME_FIELD, Catalog, Signal
 from schemas.codec import AvroCodec
 from schemas.errors import DecodeError, ReasonCode
@@ -87,8 +94,7 @@ class Validator:
                 reason, detail = problem
                 rejections.append(Rejection(record, reason, detail, vin=vin))
                 continue
-            shape = (tuple(frame["doubles"]), tuple(frame["longs"]), tuple(frame["booleans"]),
-                     tuple(frame["strings"]))  # fmt: skip
+            shape = shape_of(frame)
             rejected: frozenset[str] = frozenset()
             if not self._all_fine(frame, shape):
                 bad = self._sample_problems(frame)

@@ -247,6 +247,44 @@ def test_a_migration_file_changed_after_it_was_applied_is_refused(
         migrate(clickhouse_client, clickhouse_db, directory=directory)
 
 
+def test_a_store_with_rows_takes_the_source_offset_codec_and_keeps_every_value(
+    clickhouse_client: Client, clickhouse_db: str, tmp_path: Path
+) -> None:
+    """A store migrated before 012 runs it with rows in place: the codec changes, and every
+    row reads back the same once a merge rewrote the old parts with it."""
+    directory = tmp_path / "clickhouse"
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    later = directory / "012_source_offset_codec.sql"
+    text = later.read_text()
+    later.unlink()
+    migrate(clickhouse_client, clickhouse_db, directory=directory)
+
+    def codec() -> str:
+        return str(
+            clickhouse_client.command(
+                "SELECT compression_codec FROM system.columns WHERE database = currentDatabase() "
+                "AND table = 'samples' AND name = 'source_offset'"
+            )
+        )
+
+    assert codec() == "CODEC(Delta(8), ZSTD(3))"
+    rows = [sample("Vehicle.Speed", i * 0.1, i, 50.0 + i / 7) for i in range(3_000)]
+    for i, row in enumerate(rows):
+        row[-1] = 10_000_000 + i * 17 + i % 5  # offsets climbing by nearly equal steps
+    for start in (0, 1_000, 2_000):  # three parts, written with the old codec
+        part = rows[start : start + 1_000]
+        clickhouse_client.insert("samples", part, SAMPLE_COLUMNS, settings=SYNC)
+
+    later.write_text(text)
+    assert migrate(clickhouse_client, clickhouse_db, directory=directory) == [later.name]
+    assert codec() == "CODEC(DoubleDelta, ZSTD(3))"
+    clickhouse_client.command("OPTIMIZE TABLE samples FINAL")
+    stored = clickhouse_client.query(
+        "SELECT seq, value_num, source_offset FROM samples ORDER BY seq"
+    ).result_rows
+    assert stored == [(row[5], row[6], row[-1]) for row in rows]
+
+
 # The "Analyst queries" of the README, verbatim, with the parameters they take.
 def _readme_analyst_queries() -> dict[str, str]:
     """The analyst queries as the README shows them, by the name on their first line."""

@@ -208,6 +208,26 @@ def healthz_status(port: int) -> tuple[int, dict[str, Any]]:
         return 0, {}
 
 
+def topic_records(bootstrap: str, topic: str) -> list[int]:
+    """How many records each partition of `topic` holds (high minus low watermark)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        counts = []
+        for partition in sorted(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            counts.append(int(high - low))
+        return counts
+    finally:
+        consumer.close()
+
+
+def records_counted(port: int) -> float:
+    """A worker's `vdp_process_records_in_total`: raw records in the batches it finished
+    (counted just after the batch's inserts, so a moment after its samples are visible)."""
+    return metric(metrics_text(port), "vdp_process_records_in_total")
+
+
 def metrics_text(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         return str(resp.read().decode())

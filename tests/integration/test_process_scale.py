@@ -3,12 +3,10 @@ that share the raw topic's partitions and together store everything exactly once
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,8 @@ from tests.integration.test_pipeline_harness import (
     expected_samples,
     healthz,
     publish,
+    records_counted,
+    topic_records,
     wait_stored,
     wait_until,
 )
@@ -43,13 +43,6 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _records_in(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    match = re.search(r"^vdp_process_records_in_total (\S+)$", text, flags=re.M)
-    return float(match.group(1)) if match else 0.0
 
 
 def test_two_workers_share_the_partitions_and_store_everything_once(
@@ -92,12 +85,22 @@ def test_two_workers_share_the_partitions_and_store_everything_once(
             60,
             lambda: f"both workers to be assigned partitions; log:\n{log.read_text()[-3000:]}",
         )
-        manifest = publish(setup, cars=12, duration_s=120, bad_rate=0.03, seed=5)
+        # Seed 2's twelve cars are keyed three to a partition: each worker's share has data.
+        manifest = publish(setup, cars=12, duration_s=120, bad_rate=0.03, seed=2)
+        held = topic_records(setup.bootstrap, setup.raw)
+        assert all(n > 0 for n in held), held
         want = expected_samples(manifest)
         wait_stored(clickhouse_client, want, proc, log, 150)
         # Both workers consumed part of the topic (a consumer group splits 4 partitions 2/2).
-        per_worker = [_records_in(port), _records_in(port + 1)]
-        assert all(n > 0 for n in per_worker), per_worker
+        # A batch is counted just after its last insert, a moment after its samples show.
+        ports = (port, port + 1)
+        wait_until(
+            lambda: sum(records_counted(p) for p in ports) >= sum(held),
+            30,
+            lambda: f"{sum(held)} records counted, have {[records_counted(p) for p in ports]}",
+        )
+        per_worker = {p: (records_counted(p), healthz(p)["partitions"]) for p in ports}
+        assert all(n > 0 for n, _ in per_worker.values()), (per_worker, held)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()[-3000:]
@@ -134,7 +137,11 @@ def test_rebalances_under_load_store_every_sample_once_with_its_owner(
             joined = publish(setup, cars=20, duration_s=60, bad_rate=0.0, seed=34)
             both = merge(first, joined)
             wait_stored(clickhouse_client, expected_samples(both), b, log, 150)
-            assert _records_in(b.web_port) > 0  # type: ignore[attr-defined]
+            wait_until(
+                lambda: records_counted(b.web_port) > 0,  # type: ignore[attr-defined]
+                30,
+                lambda: f"B's batches counted; {log.read_text()[-2000:]}",
+            )
             # 2. C joins and SIGKILLs itself mid-stream, in its first batch (dead letters sent,
             # nothing of it inserted or committed): A and B take its partitions over.
             crash = {"VDP_PROCESS_CRASH_AFTER_INSERTS": "1", "VDP_PROCESS_CRASH_POINT": "dlq_sent"}

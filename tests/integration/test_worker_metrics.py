@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from schemas.codec import telemetry_codec
 from schemas.vin import random_vin
@@ -23,6 +23,7 @@ from tests.integration.test_pipeline_harness import (
     metric,
     metrics_text,
     publish,
+    topic_records,
     wait_stored,
     wait_until,
     worker,
@@ -51,7 +52,7 @@ def test_metrics_count_dead_letters_by_reason_unowned_and_flagged_samples(
         }  # fmt: skip
         producer.produce(setup.raw, codec.encode(frame), stranger.encode())
     assert producer.flush(30) == 0
-    records = _records_in_topic(setup.bootstrap, setup.raw)
+    records = sum(topic_records(setup.bootstrap, setup.raw))
 
     log = tmp_path / "worker.log"
     with worker(setup, log) as proc:
@@ -82,12 +83,3 @@ def test_metrics_count_dead_letters_by_reason_unowned_and_flagged_samples(
     assert stored(f"vin = '{stranger}' AND bitAnd(quality, 1) = 1") == 1
     assert metric(text, "vdp_process_samples_flagged_total") == stored("quality != 0") >= 1
     assert metric(text, "vdp_process_records_in_total") == records, (records, text)
-
-
-def _records_in_topic(bootstrap: str, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
-    try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        return int(high - low)
-    finally:
-        consumer.close()
